@@ -1,0 +1,1 @@
+"""Order execution: paper (simulated fills) now; canary and live through ccxt later."""

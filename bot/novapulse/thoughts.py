@@ -1,0 +1,58 @@
+"""The thought log: every decision and every block, with its reason.
+
+A bounded ring buffer (`dashboard.thought_feed_max`) for the API, plus a list of entries not
+yet written to the store, which the runner drains in batches."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+
+from novapulse.models import Thought
+
+log = logging.getLogger("novapulse.thoughts")
+
+ThoughtData = dict[str, float | str | int | bool | None]
+
+
+class ThoughtLog:
+    def __init__(self, maxlen: int, *, keep_unsaved: bool = True) -> None:
+        self._recent: deque[Thought] = deque(maxlen=maxlen)
+        self._unsaved: list[Thought] = []
+        self._keep_unsaved = keep_unsaved
+        self._listeners: list[Callable[[Thought], None]] = []
+
+    def add(
+        self,
+        ts: float,
+        kind: str,
+        message: str,
+        pair: str | None = None,
+        data: ThoughtData | None = None,
+        *,
+        level: int = logging.INFO,
+    ) -> Thought:
+        thought = Thought(ts, kind, message, pair, data or {})
+        self._recent.append(thought)
+        if self._keep_unsaved:
+            self._unsaved.append(thought)
+        if log.isEnabledFor(level):
+            log.log(level, "%s%s", f"[{pair}] " if pair else "", message)
+        for listener in self._listeners:
+            listener(thought)
+        return thought
+
+    def subscribe(self, listener: Callable[[Thought], None]) -> None:
+        self._listeners.append(listener)
+
+    def recent(self, limit: int | None = None) -> list[Thought]:
+        items = list(self._recent)
+        return items if limit is None else items[-limit:]
+
+    def drain_unsaved(self) -> list[Thought]:
+        batch, self._unsaved = self._unsaved, []
+        return batch
+
+    def __len__(self) -> int:
+        return len(self._recent)
