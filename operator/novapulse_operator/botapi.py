@@ -1,0 +1,57 @@
+"""A thin client of the bot's control API (DESIGN.md §2, "API contract").
+
+`POST /api/v1/control/pause {reason}`, `POST /api/v1/control/close_all`,
+`GET /api/v1/status` (→ `open_positions`), authenticated with `X-API-Key`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+ENDPOINT_ANNOTATION = "novapulse.io/bot-endpoint"
+DEFAULT_ENDPOINT_TEMPLATE = "http://{name}.{namespace}.svc:8090"
+
+
+class BotUnreachable(Exception):
+    """The bot did not answer (no pod, network) or answered with an error."""
+
+
+def endpoint_for(name: str, namespace: str, annotations: Mapping[str, str],
+                 template: str = DEFAULT_ENDPOINT_TEMPLATE) -> str:
+    """The bot's base URL: the annotation wins (local runs, tests), else the Service."""
+    override = annotations.get(ENDPOINT_ANNOTATION)
+    if override:
+        return override.rstrip("/")
+    return template.format(name=name, namespace=namespace).rstrip("/")
+
+
+class BotClient:
+    def __init__(self, base_url: str, admin_key: str | None, timeout: float = 5.0) -> None:
+        self._base = base_url
+        self._headers = {"X-API-Key": admin_key} if admin_key else {}
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+        try:
+            async with aiohttp.ClientSession(timeout=self._timeout) as session, \
+                    session.request(method, self._base + path, json=body,
+                                    headers=self._headers) as resp:
+                if resp.status >= 400:
+                    raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}")
+                data = await resp.json(content_type=None)
+                return data if isinstance(data, dict) else {}
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            raise BotUnreachable(f"{method} {path} failed: {type(exc).__name__}") from exc
+
+    async def pause(self, reason: str) -> None:
+        await self._call("POST", "/api/v1/control/pause", {"reason": reason})
+
+    async def close_all(self) -> None:
+        await self._call("POST", "/api/v1/control/close_all", {})
+
+    async def open_positions(self) -> int:
+        status = await self._call("GET", "/api/v1/status")
+        return int(status.get("open_positions") or 0)

@@ -1,0 +1,85 @@
+"""`novapulse-operator`: run the operator (default) or print the CRD.
+
+    novapulse-operator run [--namespace NS ...] [--standalone] [--priority N]
+    novapulse-operator crd > crds/tradingbot.yaml
+
+Login is kopf's standard one: the in-cluster service account, else KUBECONFIG or
+~/.kube/config — so it runs unchanged against kind, a real cluster or an emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from novapulse_operator import botapi, crd
+from novapulse_operator.handlers import OperatorConfig, register
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="novapulse-operator", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="run the operator (the default)")
+    run.add_argument("--namespace", "-n", action="append", default=[],
+                     help="watch this namespace (repeatable); default: all namespaces")
+    run.add_argument("--standalone", action="store_true",
+                     help="no peering: only for a single replica or local runs")
+    run.add_argument("--priority", type=int, default=0,
+                     help="peering priority; the highest active replica works, others wait")
+    run.add_argument("--peering-name", default="novapulse")
+    run.add_argument("--liveness", default="http://0.0.0.0:8080/healthz",
+                     help="liveness endpoint URL ('' disables)")
+    run.add_argument("--metrics-port", type=int, default=9090, help="0 disables")
+    run.add_argument("--resync-seconds", type=float, default=30.0)
+    run.add_argument("--flat-wait-seconds", type=float, default=60.0,
+                     help="on deletion, how long to wait for close_all to make the bot flat")
+    run.add_argument("--bot-endpoint-template", default=botapi.DEFAULT_ENDPOINT_TEMPLATE,
+                     help="URL of a bot from {name} and {namespace}; the annotation "
+                     f"{botapi.ENDPOINT_ANNOTATION} overrides it per bot")
+    run.add_argument("--verbose", "-v", action="store_true")
+    sub.add_parser("crd", help="print the TradingBot CRD (YAML)")
+    return parser
+
+
+def run(args: argparse.Namespace) -> None:
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = OperatorConfig(
+        resync_seconds=args.resync_seconds,
+        endpoint_template=args.bot_endpoint_template,
+        flat_wait_seconds=args.flat_wait_seconds,
+        peering_name=args.peering_name,
+        priority=args.priority,
+        metrics_port=args.metrics_port,
+    )
+    registry = kopf.OperatorRegistry()
+    register(registry, cfg)
+    asyncio.run(kopf.operator(
+        registry=registry,
+        standalone=args.standalone,
+        priority=args.priority,
+        peering_name=args.peering_name,
+        liveness_endpoint=args.liveness or None,
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+    ))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = _parser().parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "crd":
+        sys.stdout.write(crd.render_crd_yaml())
+        return
+    if args.command is None:
+        args = _parser().parse_args(["run", *(sys.argv[1:] if argv is None else argv)])
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

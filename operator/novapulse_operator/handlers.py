@@ -1,0 +1,149 @@
+"""Kopf handlers: thin glue from kopf's events to reconcile() and teardown()."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import kopf
+
+from novapulse_operator import botapi, metrics, reconcile, status, teardown
+from novapulse_operator.kube import KubeClient
+from novapulse_operator.spec import GROUP, PLURAL, VERSION
+
+FINALIZER = "novapulse.io/finalizer"
+ANNOTATION_PREFIX = "novapulse.io"
+RESOURCE = (GROUP, VERSION, PLURAL)
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    resync_seconds: float = 30.0
+    endpoint_template: str = botapi.DEFAULT_ENDPOINT_TEMPLATE
+    flat_wait_seconds: float = 60.0
+    delete_retry_seconds: float = 30.0
+    poll_seconds: float = 1.0
+    server_timeout: int = 300
+    client_timeout: int = 330
+    connect_timeout: int = 30
+    peering_name: str = "novapulse"
+    priority: int = 0
+    metrics_port: int = 0
+    connection: kopf.ConnectionInfo | None = None  # explicit; else service account/kubeconfig
+
+
+@dataclass
+class _State:
+    info: kopf.ConnectionInfo | None = None
+    client: KubeClient | None = None
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def kube(self) -> KubeClient:
+        if self.client is None:
+            if self.info is None:
+                raise kopf.TemporaryError("not logged in yet", delay=1)
+            self.client = KubeClient(self.info)
+        return self.client
+
+    def lock(self, uid: str) -> asyncio.Lock:
+        return self.locks.setdefault(uid, asyncio.Lock())
+
+
+def _emitter(body: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any],
+             ) -> reconcile.Emit:
+    def emit(type_: str, reason: str, message: str) -> None:
+        (kopf.warn if type_ == "Warning" else kopf.info)(body, reason=reason, message=message)  # type: ignore[arg-type]
+        logger.info("event %s %s: %s", type_, reason, message)
+    return emit
+
+
+def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
+    settings.watching.server_timeout = cfg.server_timeout
+    settings.watching.client_timeout = cfg.client_timeout
+    settings.watching.connect_timeout = cfg.connect_timeout
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    settings.peering.name = cfg.peering_name
+    settings.peering.priority = cfg.priority
+    settings.peering.clusterwide = True
+    settings.posting.reporting_component = "novapulse-operator"
+    settings.posting.level = logging.INFO
+
+
+def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
+    """Register every handler of the operator into `registry` (one registry per run)."""
+    state = _State()
+    teardown_settings = teardown.TeardownSettings(
+        endpoint_template=cfg.endpoint_template,
+        flat_wait_seconds=cfg.flat_wait_seconds,
+        poll_seconds=cfg.poll_seconds,
+    )
+
+    @kopf.on.startup(registry=registry)
+    def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+        configure(settings, cfg)
+        metrics.serve(cfg.metrics_port)
+
+    @kopf.on.cleanup(registry=registry)
+    async def cleanup(**_: Any) -> None:
+        if state.client is not None:
+            await state.client.close()
+            state.client = None
+
+    @kopf.on.login(registry=registry)
+    def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
+        info = (cfg.connection
+                or kopf.login_with_service_account(settings=settings)
+                or kopf.login_with_kubeconfig(settings=settings))
+        state.info = info
+        return info
+
+    async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+        uid = str(body.metadata.uid)
+        async with state.lock(uid):
+            new = await reconcile.reconcile(body, state.kube(), _emitter(body, logger))
+        patch.status.update(new)
+
+    @kopf.on.resume(*RESOURCE, registry=registry)
+    @kopf.on.create(*RESOURCE, registry=registry)
+    @kopf.on.update(*RESOURCE, registry=registry)
+    async def reconcile_on_change(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
+                                  **_: Any) -> None:
+        await run(body, patch, logger)
+
+    @kopf.timer(*RESOURCE, interval=cfg.resync_seconds, initial_delay=cfg.resync_seconds,
+                idle=None, registry=registry)
+    async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+        """Re-evaluate periodically: a Secret key added later opens the live gate without
+        touching the TradingBot; readiness of the Deployment lands in the status."""
+        if body.metadata.deletion_timestamp:
+            return
+        await run(body, patch, logger)
+
+    @kopf.on.delete(*RESOURCE, registry=registry)
+    async def delete(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
+                     **_: Any) -> None:
+        emit = _emitter(body, logger)
+        now = datetime.now(UTC)
+        conditions = body.status.get("conditions") or []
+        try:
+            await teardown.teardown(body, state.kube(), emit, teardown_settings)
+        except (teardown.Held, botapi.BotUnreachable) as exc:
+            reason = exc.reason if isinstance(exc, teardown.Held) else "BotUnreachable"
+            message = exc.message if isinstance(exc, teardown.Held) else str(exc)
+            metrics.DELETIONS_BLOCKED.labels(reason).inc()
+            patch.status["phase"] = "Terminating"
+            patch.status["conditions"] = status.set_condition(
+                conditions, status.MANUAL_INTERVENTION, True, reason, message,
+                int(body.metadata.get("generation") or 0), now)
+            emit("Warning", reason, f"deletion held: {message}")
+            raise kopf.TemporaryError(message, delay=cfg.delete_retry_seconds) from exc
+        reconcile.forget(str(body.metadata.uid))
+        state.locks.pop(str(body.metadata.uid), None)

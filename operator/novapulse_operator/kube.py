@@ -1,0 +1,149 @@
+"""A thin async Kubernetes client for the children: get, create, merge-patch, apply.
+
+It connects with the ConnectionInfo that kopf's login produced (in-cluster service account
+or kubeconfig), so it talks to whatever kopf talks to: kind, a real cluster, an emulator.
+"""
+
+from __future__ import annotations
+
+import base64
+import ssl
+import tempfile
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import aiohttp
+import kopf
+
+_PLURALS = {
+    "ConfigMap": "configmaps",
+    "Secret": "secrets",
+    "Service": "services",
+    "ServiceAccount": "serviceaccounts",
+    "PersistentVolumeClaim": "persistentvolumeclaims",
+    "Deployment": "deployments",
+    "NetworkPolicy": "networkpolicies",
+}
+ApplyResult = Literal["created", "patched", "unchanged"]
+
+
+class KubeError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+def collection_path(api_version: str, kind: str, namespace: str) -> str:
+    prefix = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
+    return f"{prefix}/namespaces/{namespace}/{_PLURALS[kind]}"
+
+
+def object_path(api_version: str, kind: str, namespace: str, name: str) -> str:
+    return f"{collection_path(api_version, kind, namespace)}/{name}"
+
+
+def is_subset(desired: Any, actual: Any) -> bool:
+    """Whether `actual` already holds everything of `desired` (server defaults tolerated)."""
+    if isinstance(desired, Mapping):
+        return isinstance(actual, Mapping) and all(
+            k in actual and is_subset(v, actual[k]) for k, v in desired.items()
+        )
+    if isinstance(desired, list):
+        return (isinstance(actual, list) and len(actual) == len(desired)
+                and all(is_subset(d, a) for d, a in zip(desired, actual, strict=True)))
+    return bool(desired == actual)
+
+
+def _pem_file(data: str | bytes) -> str:
+    raw = base64.b64decode(data) if isinstance(data, str) else data
+    with tempfile.NamedTemporaryFile(delete=False, suffix=".pem") as handle:
+        handle.write(raw)
+        return handle.name
+
+
+def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    if not info.server.startswith("https"):
+        return True
+    if info.insecure:
+        return False
+    ca_path = info.ca_path or (_pem_file(info.ca_data) if info.ca_data else None)
+    context = ssl.create_default_context(cafile=str(ca_path) if ca_path else None)
+    cert = info.certificate_path or (
+        _pem_file(info.certificate_data) if info.certificate_data else None)
+    key = info.private_key_path or (
+        _pem_file(info.private_key_data) if info.private_key_data else None)
+    if cert:
+        context.load_cert_chain(str(cert), str(key) if key else None)
+    return context
+
+
+class KubeClient:
+    """One aiohttp session to the API server; bodies are JSON, patches are merge patches."""
+
+    def __init__(self, info: kopf.ConnectionInfo, timeout: float = 30.0) -> None:
+        self._base = info.server.rstrip("/")
+        self._session = aiohttp.ClientSession(
+            headers=info.as_http_headers(),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            connector=aiohttp.TCPConnector(ssl=ssl_context(info), limit=32),
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def _request(self, method: str, path: str, body: Any = None,
+                       content_type: str = "application/json") -> dict[str, Any] | None:
+        headers = {"Content-Type": content_type} if body is not None else {}
+        async with self._session.request(method, self._base + path, json=body,
+                                         headers=headers) as resp:
+            if resp.status == 404 and method == "GET":
+                return None
+            if resp.status >= 400:
+                text = await resp.text()
+                raise KubeError(resp.status, text[:300])
+            data: dict[str, Any] = await resp.json(content_type=None)
+            return data
+
+    async def get(self, api_version: str, kind: str, namespace: str, name: str,
+                  ) -> dict[str, Any] | None:
+        return await self._request("GET", object_path(api_version, kind, namespace, name))
+
+    async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
+        meta = obj["metadata"]
+        path = collection_path(obj["apiVersion"], obj["kind"], meta["namespace"])
+        return await self._request("POST", path, obj) or {}
+
+    async def patch(self, api_version: str, kind: str, namespace: str, name: str,
+                    patch: Mapping[str, Any]) -> dict[str, Any]:
+        path = object_path(api_version, kind, namespace, name)
+        return await self._request("PATCH", path, patch, "application/merge-patch+json") or {}
+
+    async def apply(self, obj: Mapping[str, Any]) -> ApplyResult:
+        """Create or converge one object by name: idempotent, safe to repeat after a crash."""
+        meta = obj["metadata"]
+        key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        current = await self.get(*key)
+        if current is None:
+            try:
+                await self.create(obj)
+                return "created"
+            except KubeError as exc:
+                if exc.status != 409:
+                    raise
+                current = await self.get(*key)
+        desired = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
+        if current is not None and is_subset(desired, current):
+            return "unchanged"
+        await self.patch(*key, desired)
+        return "patched"
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The decoded data of a Secret, or None when it does not exist."""
+        secret = await self.get("v1", "Secret", namespace, name)
+        if secret is None:
+            return None
+        data = {k: base64.b64decode(v).decode("utf-8", "replace")
+                for k, v in (secret.get("data") or {}).items()}
+        # stringData is write-only on a real server; an emulator may keep it as sent.
+        data.update({k: str(v) for k, v in (secret.get("stringData") or {}).items()})
+        return data

@@ -1,0 +1,134 @@
+"""The live gate of runbook 11 (pure): may this bot run with real money?
+
+Inputs are the decoded data of the referenced Secrets (None when the Secret is absent);
+the result names exactly what is missing and never contains a secret value.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from novapulse_operator.spec import BotSpec, Mode
+
+EXCHANGE_KEYS = ("KRAKEN_API_KEY", "KRAKEN_API_SECRET")
+DASHBOARD_KEYS = (
+    "DASHBOARD_ADMIN_KEY", "DASHBOARD_SESSION_SECRET", "DASHBOARD_ADMIN_PASSWORD_HASH",
+)
+HASH_KEY = "DASHBOARD_ADMIN_PASSWORD_HASH"
+MIN_LENGTH = {
+    "KRAKEN_API_KEY": 16,
+    "KRAKEN_API_SECRET": 16,
+    "DASHBOARD_ADMIN_KEY": 24,
+    "DASHBOARD_SESSION_SECRET": 32,
+}
+MIN_DISTINCT_CHARS = 8
+_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
+_PLACEHOLDER = re.compile(
+    r"^<.*>$|changeme|change-me|change_me|placeholder|your[_-]|example|dummy|xxxx|^test|"
+    r"^secret$|^password$|strong-random|^todo",
+    re.IGNORECASE,
+)
+
+SecretData = Mapping[str, str] | None
+
+
+def is_bcrypt_hash(value: str) -> bool:
+    return _BCRYPT.match(value.strip()) is not None
+
+
+def weakness(key: str, value: str) -> str | None:
+    """Why a secret value is not a real one (None when it is fine). Never echoes the value."""
+    stripped = value.strip()
+    if not stripped:
+        return f"{key} is empty"
+    if key == HASH_KEY:
+        return None if is_bcrypt_hash(stripped) else f"{key} is not a well-formed bcrypt hash"
+    if _PLACEHOLDER.search(stripped):
+        return f"{key} is a placeholder"
+    if len(stripped) < MIN_LENGTH.get(key, 16):
+        return f"{key} is too short (under {MIN_LENGTH.get(key, 16)} characters)"
+    if len(set(stripped)) < MIN_DISTINCT_CHARS:
+        return f"{key} is too weak (fewer than {MIN_DISTINCT_CHARS} distinct characters)"
+    return None
+
+
+def _check_secret(
+    label: str, name: str | None, data: SecretData, keys: tuple[str, ...],
+) -> list[str]:
+    if name is None:
+        return [f"spec.{label} is not set"]
+    if data is None:
+        return [f"Secret {name} not found"]
+    problems: list[str] = []
+    missing = [k for k in keys if k not in data]
+    if missing:
+        problems.append(f"Secret {name} lacks {', '.join(missing)}")
+    for key in keys:
+        if key in data:
+            problem = weakness(key, data[key])
+            if problem:
+                problems.append(f"Secret {name}: {problem}")
+    return problems
+
+
+@dataclass(frozen=True)
+class GateResult:
+    met: bool
+    problems: tuple[str, ...]
+    reason: str
+
+    @property
+    def message(self) -> str:
+        if self.met:
+            return "all live prerequisites of runbook 11 are met"
+        return "; ".join(self.problems)
+
+
+def secrets_problems(spec: BotSpec, exchange: SecretData, dashboard: SecretData) -> list[str]:
+    ex_name = spec.exchange_secret.name if spec.exchange_secret else None
+    dash_name = spec.dashboard_secret.name if spec.dashboard_secret else None
+    return _check_secret("exchange.credentialsSecretRef", ex_name, exchange, EXCHANGE_KEYS) + (
+        _check_secret("dashboard.secretRef", dash_name, dashboard, DASHBOARD_KEYS)
+    )
+
+
+def evaluate(
+    spec: BotSpec,
+    exchange: SecretData,
+    dashboard: SecretData,
+    *,
+    running_mode: Mode | None,
+    canary_since: datetime | None,
+    now: datetime,
+) -> GateResult:
+    """Whether `spec.mode` may run now. Paper always may."""
+    if spec.mode == "paper":
+        return GateResult(True, (), "PaperMode")
+    problems = secrets_problems(spec, exchange, dashboard)
+    if problems:
+        return GateResult(False, tuple(problems), "SecretsIncomplete")
+    if spec.mode == "live" and spec.canary.required_before_live and running_mode != "live":
+        needed = spec.canary.min_duration_seconds
+        if running_mode != "canary" or canary_since is None:
+            return GateResult(False, (f"canary first: run canary for {needed}s before live",),
+                              "CanaryRequired")
+        elapsed = (now - canary_since).total_seconds()
+        if elapsed < needed:
+            left = int(needed - elapsed)
+            return GateResult(False, (f"canary first: {left}s of canary left before live",),
+                              "CanaryRequired")
+    return GateResult(True, (), "PrerequisitesMet")
+
+
+def effective_mode(requested: Mode, gate: GateResult, running: Mode | None) -> Mode | None:
+    """The mode that actually runs: the requested one, or — while the gate is closed — the
+    previous one (never a more dangerous one), or none."""
+    if gate.met:
+        return requested
+    rank = {"paper": 0, "canary": 1, "live": 2}
+    if running is not None and rank[running] < rank[requested]:
+        return running
+    return None

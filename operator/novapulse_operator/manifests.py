@@ -1,0 +1,270 @@
+"""The children of a TradingBot as Kubernetes manifests: pure functions, spec → objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from novapulse_operator import livegate
+from novapulse_operator.rendering import CONFIG_DIR, CONFIG_FILE, DATA_DIR, RenderedConfig
+from novapulse_operator.spec import API_VERSION, BOT_PORT, KIND, BotSpec, Mode
+
+CONFIG_HASH_ANNOTATION = "novapulse.io/config-hash"
+MODE_LABEL = "novapulse.io/mode"
+BOT_LABEL = "novapulse.io/tradingbot"
+RUN_AS = 10001
+Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Owner:
+    name: str
+    namespace: str
+    uid: str
+
+
+def labels(owner: Owner) -> dict[str, str]:
+    return {
+        "app.kubernetes.io/name": "novapulse",
+        "app.kubernetes.io/instance": owner.name,
+        "app.kubernetes.io/managed-by": "novapulse-operator",
+        BOT_LABEL: owner.name,
+    }
+
+
+def selector(owner: Owner) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "novapulse", BOT_LABEL: owner.name}
+
+
+def metadata(owner: Owner, name: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "namespace": owner.namespace,
+        "labels": labels(owner),
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": owner.name,
+                "uid": owner.uid,
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def config_map_name(owner: Owner) -> str:
+    return f"{owner.name}-config"
+
+
+def pvc_name(owner: Owner) -> str:
+    return f"{owner.name}-data"
+
+
+def generated_dashboard_secret_name(owner: Owner) -> str:
+    return f"{owner.name}-dashboard"
+
+
+def dashboard_secret_name(owner: Owner, spec: BotSpec) -> str:
+    if spec.dashboard_secret is not None:
+        return spec.dashboard_secret.name
+    return generated_dashboard_secret_name(owner)
+
+
+def config_map(owner: Owner, rendered: RenderedConfig) -> Manifest:
+    meta = metadata(owner, config_map_name(owner))
+    meta["annotations"] = {CONFIG_HASH_ANNOTATION: rendered.hash}
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta,
+            "data": {CONFIG_FILE: rendered.text}}
+
+
+def dashboard_secret(owner: Owner, admin_key: str, session_secret: str, password: str,
+                     password_hash: str) -> Manifest:
+    """The generated paper-mode dashboard Secret (values are made by the caller)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(owner, generated_dashboard_secret_name(owner)),
+        "stringData": {
+            "DASHBOARD_ADMIN_KEY": admin_key,
+            "DASHBOARD_SESSION_SECRET": session_secret,
+            "DASHBOARD_ADMIN_PASSWORD": password,
+            "DASHBOARD_ADMIN_PASSWORD_HASH": password_hash,
+        },
+    }
+
+
+def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dict[str, Any]:
+    ref: dict[str, Any] = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": ref}}
+
+
+def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
+    """Environment of the bot: secrets by reference only, never by value."""
+    items: list[dict[str, Any]] = [
+        {"name": "NOVAPULSE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "TRADING_MODE", "value": mode},
+    ]
+    dash = dashboard_secret_name(owner, spec)
+    items += [_secret_env(k, dash, k) for k in livegate.DASHBOARD_KEYS]
+    if spec.exchange_secret is not None:
+        optional = mode == "paper"
+        items += [_secret_env(k, spec.exchange_secret.name, k, optional)
+                  for k in livegate.EXCHANGE_KEYS]
+    if spec.database_secret is not None:
+        key = spec.database_secret.key or "DATABASE_URL"
+        items.append(_secret_env("DATABASE_URL", spec.database_secret.name, key))
+    return items
+
+
+def container_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def deployment(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
+               ) -> Manifest:
+    """One replica, Recreate (never two bots), zero replicas when suspended or gated."""
+    running = mode is not None and not spec.suspended
+    shown_mode: Mode = mode or "paper"
+    pod_labels = {**labels(owner), MODE_LABEL: mode or "none"}
+    container = {
+        "name": "bot",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["novapulse", "run", "--config", f"{CONFIG_DIR}/{CONFIG_FILE}"],
+        "ports": [{"name": "http", "containerPort": BOT_PORT, "protocol": "TCP"}],
+        "env": env(owner, spec, shown_mode),
+        "livenessProbe": {
+            "httpGet": {"path": "/api/v1/health", "port": "http"},
+            "initialDelaySeconds": 20, "periodSeconds": 10, "timeoutSeconds": 3,
+            "failureThreshold": 6,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": "/api/v1/ready", "port": "http"},
+            "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
+        },
+        "resources": dict(spec.resources),
+        "securityContext": container_security_context(),
+        "volumeMounts": [
+            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+            {"name": "data", "mountPath": DATA_DIR},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": metadata(owner, owner.name),
+        "spec": {
+            "replicas": 1 if running else 0,
+            "strategy": {"type": "Recreate"},
+            "selector": {"matchLabels": selector(owner)},
+            "template": {
+                "metadata": {
+                    "labels": pod_labels,
+                    "annotations": {CONFIG_HASH_ANNOTATION: rendered.hash},
+                },
+                "spec": {
+                    "serviceAccountName": owner.name,
+                    "automountServiceAccountToken": False,
+                    "terminationGracePeriodSeconds": 60,
+                    "securityContext": {
+                        "runAsNonRoot": True,
+                        "runAsUser": RUN_AS,
+                        "runAsGroup": RUN_AS,
+                        "fsGroup": RUN_AS,
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "config", "configMap": {"name": config_map_name(owner)}},
+                        {"name": "data",
+                         "persistentVolumeClaim": {"claimName": pvc_name(owner)}},
+                        {"name": "tmp", "emptyDir": {"sizeLimit": "256Mi"}},
+                    ],
+                },
+            },
+        },
+    }
+
+
+def service(owner: Owner) -> Manifest:
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": metadata(owner, owner.name),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": selector(owner),
+            "ports": [{"name": "http", "port": BOT_PORT, "targetPort": "http",
+                       "protocol": "TCP"}],
+        },
+    }
+
+
+def pvc(owner: Owner, spec: BotSpec) -> Manifest:
+    body: dict[str, Any] = {
+        "accessModes": ["ReadWriteOnce"],
+        "resources": {"requests": {"storage": spec.storage_size}},
+    }
+    if spec.storage_class:
+        body["storageClassName"] = spec.storage_class
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": metadata(owner, pvc_name(owner)), "spec": body}
+
+
+def service_account(owner: Owner) -> Manifest:
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": metadata(owner, owner.name), "automountServiceAccountToken": False}
+
+
+def network_policy(owner: Owner) -> Manifest:
+    """Ingress only to the API port (same namespace and the operator); egress to DNS,
+    HTTPS (Kraken, analytics, Telegram) and PostgreSQL."""
+    operator_pods = {
+        "namespaceSelector": {},
+        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "novapulse-operator"}},
+    }
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata(owner, owner.name),
+        "spec": {
+            "podSelector": {"matchLabels": selector(owner)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{
+                "from": [{"podSelector": {}}, operator_pods],
+                "ports": [{"protocol": "TCP", "port": BOT_PORT}],
+            }],
+            "egress": [
+                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+                {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 5432}]},
+            ],
+        },
+    }
+
+
+def children(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
+             ) -> list[Manifest]:
+    """Every owned child in apply order (the Deployment last: what it mounts exists first)."""
+    return [
+        service_account(owner),
+        config_map(owner, rendered),
+        pvc(owner, spec),
+        service(owner),
+        network_policy(owner),
+        deployment(owner, spec, rendered, mode),
+    ]

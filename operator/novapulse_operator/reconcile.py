@@ -1,0 +1,133 @@
+"""One reconcile of a TradingBot: read, decide (pure modules), write children, return status.
+
+Idempotent: every child is applied by name, so a reconcile cut off half-way and run again
+(operator restart, a timer tick) converges to the same objects and duplicates nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from novapulse_operator import generated, livegate, manifests, metrics, rendering, status
+from novapulse_operator.kube import KubeClient
+from novapulse_operator.manifests import Owner
+from novapulse_operator.spec import BotSpec, Mode, parse_spec, spec_rule_violations
+
+Emit = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
+_BLOCKED: set[str] = set()
+
+
+def owner_of(body: Mapping[str, Any]) -> Owner:
+    meta = body["metadata"]
+    return Owner(name=meta["name"], namespace=meta["namespace"], uid=meta.get("uid", ""))
+
+
+def identity_of(owner: Owner) -> str:
+    return f"{owner.namespace}/{owner.name}"
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str) or not text:
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _running_mode(prev: Mapping[str, Any]) -> Mode | None:
+    mode = prev.get("effectiveMode")
+    return mode if mode in ("paper", "canary", "live") else None
+
+
+async def _read_secrets(client: KubeClient, owner: Owner, spec: BotSpec,
+                        ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+    exchange = dashboard = None
+    if spec.exchange_secret is not None:
+        exchange = await client.secret_data(owner.namespace, spec.exchange_secret.name)
+    if spec.dashboard_secret is not None:
+        dashboard = await client.secret_data(owner.namespace, spec.dashboard_secret.name)
+    return exchange, dashboard
+
+
+async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit) -> None:
+    name = manifests.generated_dashboard_secret_name(owner)
+    if await client.get("v1", "Secret", owner.namespace, name) is not None:
+        return
+    result = await client.apply(generated.dashboard_secret(owner))
+    if result == "created":
+        emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
+
+
+def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None:
+    """Events on transitions only, so a periodic resync does not flood the namespace."""
+    before = status.get_condition(prev, status.LIVE_PREREQUISITES_MET) or {}
+    after = status.get_condition(new, status.LIVE_PREREQUISITES_MET) or {}
+    if after.get("status") == "False" and after.get("message") != before.get("message"):
+        emit("Warning", "LivePrerequisitesMissing", str(after.get("message")))
+    if after.get("status") == "True" and before.get("status") == "False":
+        emit("Normal", "LivePrerequisitesMet", str(after.get("message")))
+    cfg_before = status.get_condition(prev, status.CONFIG_VALID) or {}
+    cfg_after = status.get_condition(new, status.CONFIG_VALID) or {}
+    if cfg_after.get("status") == "False" and cfg_after.get("message") != cfg_before.get("message"):
+        emit("Warning", "ConfigInvalid", str(cfg_after.get("message")))
+    if "effectiveMode" in new and new.get("effectiveMode") != prev.get("effectiveMode"):
+        emit("Normal", "ModeChanged",
+             f"running mode: {prev.get('effectiveMode') or 'none'} → "
+             f"{new.get('effectiveMode') or 'none'}")
+
+
+async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
+                    now: datetime | None = None) -> dict[str, Any]:
+    """Converge the children of `body`; returns the new `.status` (the operator's keys)."""
+    started = time.monotonic()
+    now = now or datetime.now(UTC)
+    owner = owner_of(body)
+    raw_spec: Mapping[str, Any] = body.get("spec") or {}
+    spec = parse_spec(raw_spec)
+    prev: Mapping[str, Any] = body.get("status") or {}
+    running = _running_mode(prev)
+    identity = identity_of(owner)
+    errors = tuple(spec_rule_violations(raw_spec) + rendering.validate(spec, spec.mode, identity))
+
+    exchange, dashboard = await _read_secrets(client, owner, spec)
+    gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
+                             canary_since=_parse_time(prev.get("canarySince")), now=now)
+    effective = running if errors else livegate.effective_mode(spec.mode, gate, running)
+    rendered = rendering.render(spec, effective or "paper", identity)
+    ready = False
+    if not errors:
+        if spec.dashboard_secret is None:
+            await ensure_generated_dashboard_secret(client, owner, emit)
+        for child in manifests.children(owner, spec, rendered, effective):
+            action = await client.apply(child)
+            if action != "unchanged":
+                metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
+        deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
+        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
+
+    observation = status.Observation(
+        generation=int(body["metadata"].get("generation") or 0),
+        requested=spec.mode,
+        suspended=spec.suspended,
+        config_errors=errors,
+        gate=gate,
+        effective=effective,
+        deployment_ready=ready,
+        config_hash=rendered.hash,
+    )
+    new = status.compute_status(prev, observation, now)
+    _events(prev, new, emit)
+    (_BLOCKED.discard if gate.met else _BLOCKED.add)(owner.uid)
+    metrics.LIVE_GATE_BLOCKED.set(len(_BLOCKED))
+    metrics.RECONCILES.labels("config_invalid" if errors else "ok").inc()
+    metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
+    return new
+
+
+def forget(uid: str) -> None:
+    _BLOCKED.discard(uid)
+    metrics.LIVE_GATE_BLOCKED.set(len(_BLOCKED))

@@ -1,0 +1,138 @@
+"""The TradingBot spec as a typed value, with the CRD's defaults applied (pure).
+
+The API server applies the CRD defaults; the operator applies them again so that it behaves
+the same against a server that does not (an emulator, an older stored object).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+GROUP = "novapulse.io"
+VERSION = "v1alpha1"
+PLURAL = "tradingbots"
+KIND = "TradingBot"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DEFAULT_IMAGE = "novapulse:0.1.0"
+MODES = ("paper", "canary", "live")
+ON_DELETE = ("closePositions", "leaveOpen")
+BOT_PORT = 8090
+
+Mode = Literal["paper", "canary", "live"]
+_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> int:
+    """'1h30m' → 5400 seconds. Raises ValueError on anything else."""
+    match = _DURATION.match(text.strip())
+    if not text.strip() or match is None:
+        raise ValueError(f"not a duration like 1h30m: {text!r}")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    name: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class CanaryPolicy:
+    max_notional: float | None = None
+    min_duration_seconds: int = 0
+    required_before_live: bool = False
+
+
+@dataclass(frozen=True)
+class BotSpec:
+    mode: Mode = "paper"
+    suspended: bool = False
+    image: str = DEFAULT_IMAGE
+    image_pull_policy: str = "IfNotPresent"
+    pairs: tuple[str, ...] = ()
+    exchange_secret: SecretRef | None = None
+    dashboard_secret: SecretRef | None = None
+    database_secret: SecretRef | None = None
+    canary: CanaryPolicy = field(default_factory=CanaryPolicy)
+    resources: Mapping[str, Any] = field(default_factory=dict)
+    storage_size: str = "5Gi"
+    storage_class: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    on_delete: Literal["closePositions", "leaveOpen"] = "closePositions"
+
+
+DEFAULT_RESOURCES: dict[str, Any] = {
+    "requests": {"cpu": "250m", "memory": "512Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+
+
+def _ref(node: Any, key: str) -> SecretRef | None:
+    if not isinstance(node, Mapping):
+        return None
+    ref = node.get(key)
+    if not isinstance(ref, Mapping) or not ref.get("name"):
+        return None
+    return SecretRef(name=str(ref["name"]), key=str(ref["key"]) if ref.get("key") else None)
+
+
+def parse_spec(spec: Mapping[str, Any]) -> BotSpec:
+    """A BotSpec from `.spec`; unknown or ill-typed values fall back to the defaults."""
+    mode = spec.get("mode", "paper")
+    on_delete = spec.get("onDelete", "closePositions")
+    canary = spec.get("canary") or {}
+    storage = spec.get("storage") or {}
+    duration = canary.get("minDuration")
+    return BotSpec(
+        mode=mode if mode in MODES else "paper",
+        suspended=bool(spec.get("suspended", False)),
+        image=str(spec.get("image") or DEFAULT_IMAGE),
+        image_pull_policy=str(spec.get("imagePullPolicy") or "IfNotPresent"),
+        pairs=tuple(str(p) for p in spec.get("pairs") or ()),
+        exchange_secret=_ref(spec.get("exchange"), "credentialsSecretRef"),
+        dashboard_secret=_ref(spec.get("dashboard"), "secretRef"),
+        database_secret=_ref(spec.get("database"), "urlSecretRef"),
+        canary=CanaryPolicy(
+            max_notional=float(canary["maxNotional"]) if "maxNotional" in canary else None,
+            min_duration_seconds=parse_duration(duration) if duration else 0,
+            required_before_live=bool(canary.get("requiredBeforeLive", False)),
+        ),
+        resources=dict(spec.get("resources") or DEFAULT_RESOURCES),
+        storage_size=str(storage.get("size") or "5Gi"),
+        storage_class=str(storage["storageClassName"]) if storage.get("storageClassName") else None,
+        config=dict(spec.get("config") or {}),
+        on_delete=on_delete if on_delete in ON_DELETE else "closePositions",
+    )
+
+
+def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
+    """The CRD's CEL rules, evaluated in Python (same logic, same messages).
+
+    The API server enforces the CEL rules; this mirror lets tests check them without one,
+    and lets the operator refuse an object stored before a rule existed.
+    """
+    errors: list[str] = []
+    mode = spec.get("mode", "paper")
+    exchange = spec.get("exchange") or {}
+    dashboard = spec.get("dashboard") or {}
+    if mode != "paper" and not exchange.get("credentialsSecretRef"):
+        errors.append(f"{RULE_LIVE_EXCHANGE_MSG}")
+    if mode != "paper" and not dashboard.get("secretRef"):
+        errors.append(f"{RULE_LIVE_DASHBOARD_MSG}")
+    database = (spec.get("config") or {}).get("database") or {}
+    if "url" in database:
+        errors.append(RULE_NO_DB_URL_MSG)
+    return errors
+
+
+RULE_LIVE_EXCHANGE_MSG = "canary and live modes need spec.exchange.credentialsSecretRef"
+RULE_LIVE_DASHBOARD_MSG = "canary and live modes need spec.dashboard.secretRef"
+RULE_NO_DB_URL_MSG = (
+    "spec.config.database.url is not allowed (it would land in a ConfigMap): "
+    "use spec.database.urlSecretRef"
+)
