@@ -447,7 +447,7 @@ class PairIndicators:
         "ready", "roc", "rsi", "settings", "sma_trend", "ts", "volume", "volume_sma", "zscore",
     )
 
-    def __init__(self, pair: str, settings: IndicatorSettings | None = None) -> None:
+    def __init__(self, pair: str = "", settings: IndicatorSettings | None = None) -> None:
         s = settings or IndicatorSettings()
         self.pair = pair
         self.settings = s
