@@ -1,0 +1,286 @@
+"""The trading engine: candles in, decisions and executions out.
+
+One engine drives backtests, the replay feed and live trading. It is synchronous and does no
+I/O: the caller persists what `on_candle` returns before feeding the next candle, which is
+what makes a crash lose nothing. Time is market time: the close time of the candle decided on.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from novapulse.config import Config
+from novapulse.execution.paper import OrderRequest, PaperExecutor
+from novapulse.indicators import PairIndicators
+from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
+from novapulse.positions import exit_trigger, initial_stops, position_size, update_trailing_stop
+from novapulse.risk import MSG_MANUAL_PAUSE, PausedBy, RiskManager, Verdict
+from novapulse.strategies import Strategy, default_strategies
+from novapulse.strategies.ensemble import Decision, Ensemble
+from novapulse.strategies.performance import StrategyBook
+from novapulse.thoughts import ThoughtLog
+
+log = logging.getLogger("novapulse.engine")
+
+GUARDRAIL_TICK_SECONDS = 60.0
+EXIT_SIGNAL = "strategy exit signal"
+EXIT_MANUAL = "close all via control"
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """A fill and the trade it opened or closed; the caller stores both in one transaction."""
+
+    trade: Trade
+    order: Order
+
+
+def trade_id_for(pair: str, candle_ts: int) -> str:
+    """Deterministic id: deciding on the same candle again (after a crash) yields the same id."""
+    return f"{pair.replace('/', '')}-{candle_ts}"
+
+
+class Engine:
+    def __init__(self, config: Config, executor: PaperExecutor, thoughts: ThoughtLog,
+                 strategies: Sequence[Strategy] | None = None) -> None:
+        self.config = config
+        self.executor = executor
+        self.thoughts = thoughts
+        self.mode = config.trading.mode
+        self.cash = config.trading.starting_bankroll
+        self.positions: dict[str, Trade] = {}
+        self.last_price: dict[str, float] = {}
+        self.last_candle_ts: dict[str, int] = {}
+        self.indicators: dict[str, PairIndicators] = {}
+        strategies = list(strategies) if strategies is not None else default_strategies()
+        self.ensemble = Ensemble(strategies, dict(config.ai.strategy_weights))
+        self.book = StrategyBook([s.name for s in strategies], config.ai)
+        self.risk = RiskManager(config.risk, config.trading.quiet_hours,
+                                config.trading.starting_bankroll)
+        self.decide_after: dict[str, int] = {}
+        self.closed_count = 0
+        self.realized_pnl = 0.0
+        self._disabled: set[str] = set()
+        self._next_guardrail_tick = -math.inf
+        self._min_confidence = config.risk.min_confidence
+
+    # --- state ------------------------------------------------------------------------------
+    def equity(self) -> float:
+        held = 0.0
+        for pair, trade in self.positions.items():
+            held += trade.quantity * self.last_price.get(pair, trade.entry_price)
+        return self.cash + held
+
+    def indicators_for(self, pair: str) -> PairIndicators:
+        ind = self.indicators.get(pair)
+        if ind is None:
+            ind = self.indicators[pair] = PairIndicators()
+        return ind
+
+    def warm_up(self, candle: Candle) -> None:
+        """Feed history to the indicators without deciding anything on it."""
+        self.indicators_for(candle.pair).update(candle)
+        self.last_price[candle.pair] = candle.close
+        self.last_candle_ts[candle.pair] = candle.ts
+
+    # --- the hot path -----------------------------------------------------------------------
+    def on_candle(self, candle: Candle, data_age_s: float = 0.0) -> list[Execution]:
+        pair = candle.pair
+        if candle.ts <= self.last_candle_ts.get(pair, -1):
+            return []  # already seen: a feed replaying a snapshot must not double-count
+        ind = self.indicators.get(pair) or self.indicators_for(pair)
+        ind.update(candle)
+        self.last_price[pair] = candle.close
+        self.last_candle_ts[pair] = candle.ts
+        if candle.ts <= self.decide_after.get(pair, -1):
+            return []
+        now = float(candle.close_ts)
+        self.risk.roll_day(now, self.equity())
+        if now >= self._next_guardrail_tick:
+            self._tick_guardrails(now)
+        executions: list[Execution] = []
+        trade = self.positions.get(pair)
+        if trade is not None:
+            update_trailing_stop(trade, candle, self.config.risk)
+            trigger = exit_trigger(trade, candle)
+            if trigger is not None:
+                executions.append(self._close(trade, trigger[0], trigger[1], now))
+                trade = None
+        if not ind.ready:
+            return executions
+        decision = self.ensemble.evaluate_all(ind, candle, self._disabled)
+        if decision.confidence < self._min_confidence or decision.direction == 0:
+            return executions
+        if trade is not None:
+            if decision.direction < 0:
+                executions.append(self._close(trade, candle.close, EXIT_SIGNAL, now, decision))
+        elif decision.direction > 0 and pair not in self.positions:
+            opened = self._try_enter(candle, decision, now, data_age_s)
+            if opened is not None:
+                executions.append(opened)
+        return executions
+
+    def _try_enter(self, candle: Candle, decision: Decision, now: float,
+                   data_age_s: float) -> Execution | None:
+        pair = candle.pair
+        equity = self.equity()
+        verdict: Verdict = self.risk.check_entry(
+            now=now, equity=equity, cash=self.cash, open_positions=len(self.positions),
+            data_age_s=data_age_s,
+        )
+        if not verdict.allowed:
+            self.thoughts.add(now, "blocked", verdict.message, pair,
+                              {"gate": str(verdict.gate), "confidence": decision.confidence})
+            return None
+        fee_rate = self.config.trading.fee_rate
+        quantity = position_size(equity=equity, cash=self.cash, price=candle.close,
+                                 fee_rate=fee_rate, config=self.config.risk)
+        if quantity <= 0:
+            self.thoughts.add(now, "blocked", "Bankroll depleted", pair, {"gate": "bankroll"})
+            return None
+        trade_id = trade_id_for(pair, candle.ts)
+        order = self.executor.execute(OrderRequest(
+            f"np-{trade_id}-entry", trade_id, pair, Side.BUY, OrderKind.ENTRY, quantity,
+            candle.close, now,
+        ))
+        stop, take_profit = initial_stops(order.price, self.config.risk)
+        voters = [s.strategy for s in decision.votes if s.direction > 0]
+        trade = Trade(
+            trade_id=trade_id, pair=pair, side=Side.BUY, entry_price=order.price,
+            quantity=order.quantity, entry_time=now, strategy=",".join(voters),
+            stop_loss=stop, take_profit=take_profit, entry_fee=order.fee,
+            highest_price=order.price, lowest_price=order.price, mode=self.mode,
+            notes=decision.reason,
+        )
+        self.cash -= order.price * order.quantity + order.fee
+        self.positions[pair] = trade
+        self.risk.record_entry(now)
+        self.thoughts.add(now, "entry", f"BUY {pair} qty={quantity:.6g} @ {order.price:.8g} "
+                          f"(confidence {decision.confidence:.2f}): {decision.reason}", pair,
+                          {"trade_id": trade_id, "confidence": decision.confidence})
+        return Execution(trade, order)
+
+    def _close(self, trade: Trade, price: float, reason: str, now: float,
+               decision: Decision | None = None) -> Execution:
+        order = self.executor.execute(OrderRequest(
+            f"np-{trade.trade_id}-exit", trade.trade_id, trade.pair, Side.SELL, OrderKind.EXIT,
+            trade.quantity, price, now,
+        ))
+        trade.exit_price = order.price
+        trade.exit_time = now
+        trade.exit_fee = order.fee
+        trade.pnl = (order.price - trade.entry_price) * trade.quantity - trade.entry_fee - order.fee
+        trade.status = TradeStatus.CLOSED
+        trade.notes = f"{trade.notes} | exit: {reason}" if trade.notes else f"exit: {reason}"
+        self.cash += order.price * order.quantity - order.fee
+        del self.positions[trade.pair]
+        self.closed_count += 1
+        self.realized_pnl += trade.pnl
+        self.thoughts.add(now, "exit", f"SELL {trade.pair} @ {order.price:.8g} ({reason}), "
+                          f"pnl {trade.pnl:+.8g}", trade.pair,
+                          {"trade_id": trade.trade_id, "pnl": trade.pnl})
+        self.book.record_result([n for n in trade.strategy.split(",") if n], trade.pnl, now)
+        self._tick_guardrails(now)
+        for message in self.risk.record_close(trade.pnl, now, self.equity()):
+            self.thoughts.add(now, "pause", message, trade.pair, {"paused_by": "risk_rule"},
+                              level=logging.WARNING)
+        return Execution(trade, order)
+
+    def _tick_guardrails(self, now: float) -> None:
+        for event in self.book.tick(now):
+            self.thoughts.add(now, "guardrail", event.message, None, {"strategy": event.strategy},
+                              level=logging.WARNING)
+        self._disabled = self.book.disabled(now)
+        self._next_guardrail_tick = now + GUARDRAIL_TICK_SECONDS
+        if self.config.ai.auto_tune_enabled:
+            configured = self.config.ai.strategy_weights
+            self.ensemble.update_weights({name: configured.get(name, 1.0) * weight
+                                          for name, weight in self.book.weights().items()})
+
+    # --- control ----------------------------------------------------------------------------
+    def pause(self, reason: str, by: PausedBy, now: float) -> bool:
+        if not self.risk.pause_trading(reason, by, now):
+            return False
+        text = f"{MSG_MANUAL_PAUSE}: {reason}" if by is PausedBy.MANUAL else (
+            f"Trading PAUSED by {by}: {reason}")
+        self.thoughts.add(now, "pause", text, None, {"paused_by": str(by)}, level=logging.WARNING)
+        return True
+
+    def resume(self, now: float, by: PausedBy | None = None) -> bool:
+        pause = self.risk.pause
+        previous = (pause.paused_by, pause.reason)
+        if not self.risk.resume_trading(self.equity(), by):
+            return False
+        self.thoughts.add(now, "resume", f"Trading RESUMED (was paused by {previous[0]}: "
+                          f"{previous[1]})", None, {"resumed_by": str(by or "control")})
+        return True
+
+    def close_all(self, now: float) -> list[Execution]:
+        return [
+            self._close(trade, self.last_price.get(trade.pair, trade.entry_price), EXIT_MANUAL, now)
+            for trade in list(self.positions.values())
+        ]
+
+    # --- persistence ------------------------------------------------------------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """What the store keeps besides trades, so a restart resumes exactly."""
+        st = self.risk.state
+        pause = st.pause
+        return {
+            "last_candle_ts": dict(self.last_candle_ts),
+            "risk": {
+                "day_start": st.day_start, "day_start_equity": st.day_start_equity,
+                "daily_realized_pnl": st.daily_realized_pnl, "peak_equity": st.peak_equity,
+                "consecutive_losses": st.consecutive_losses,
+                "last_close_time": st.last_close_time, "entry_times": list(st.entry_times),
+                "wins": st.wins, "losses": st.losses, "sum_wins": st.sum_wins,
+                "sum_losses": st.sum_losses,
+            },
+            "pause": {"paused": pause.paused, "reason": pause.reason,
+                      "paused_by": str(pause.paused_by) if pause.paused_by else None,
+                      "since": pause.since},
+            "strategies": self.book.snapshot(),
+        }
+
+    def restore(self, trades: list[Trade], checkpoint: dict[str, Any] | None) -> None:
+        """Rebuild from the store: cash from every trade, open positions as they were, and the
+        rest from the checkpoint. Candles up to the last one decided on only warm indicators."""
+        cash = self.config.trading.starting_bankroll
+        for trade in sorted(trades, key=lambda t: t.entry_time):
+            cash -= trade.entry_price * trade.quantity + trade.entry_fee
+            if trade.status is TradeStatus.OPEN:
+                self.positions[trade.pair] = trade
+            else:
+                if trade.exit_price is not None:
+                    cash += trade.exit_price * trade.quantity - trade.exit_fee
+                if trade.pnl is not None:
+                    self.realized_pnl += trade.pnl
+                self.closed_count += 1
+            self.last_price.setdefault(trade.pair, trade.exit_price or trade.entry_price)
+            event_ts = int(trade.exit_time or trade.entry_time) - 1
+            self.decide_after[trade.pair] = max(self.decide_after.get(trade.pair, -1), event_ts)
+        self.cash = cash
+        if not checkpoint:
+            return
+        for pair, ts in checkpoint.get("last_candle_ts", {}).items():
+            self.decide_after[pair] = max(self.decide_after.get(pair, -1), int(ts))
+        st = self.risk.state
+        saved = checkpoint.get("risk", {})
+        for key in ("day_start", "day_start_equity", "daily_realized_pnl", "peak_equity",
+                    "consecutive_losses", "last_close_time", "wins", "losses", "sum_wins",
+                    "sum_losses"):
+            if key in saved:
+                setattr(st, key, saved[key])
+        st.entry_times.clear()
+        st.entry_times.extend(saved.get("entry_times", []))
+        pause = checkpoint.get("pause") or {}
+        if pause.get("paused"):
+            self.risk.pause_trading(pause.get("reason", ""),
+                                    PausedBy(pause.get("paused_by") or "manual"),
+                                    pause.get("since") or 0.0)
+        if checkpoint.get("strategies"):
+            self.book.restore(checkpoint["strategies"])
