@@ -1,0 +1,94 @@
+"""`novapulse replay-server`: run the Kraken WS v2 replay server until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from novapulse.market.candle_files import CandleFileError
+from novapulse.market.replay_server import FaultSpecError, ReplayServer, parse_fault_schedule
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `replay-server` subcommand to an argparse subparsers object."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "replay-server",
+        help="Replay recorded candles over the Kraken WebSocket v2 protocol",
+        description="Serve recorded candles as Kraken WS v2 ohlc, with fault injection.",
+    )
+    parser.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        metavar="FILE[=PAIR]",
+        help="candle file, optionally played as PAIR (repeatable: one file may play as many pairs)",
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument(
+        "--speed", type=float, default=1.0, help="candles per interval; <=0: as fast as possible"
+    )
+    parser.add_argument("--start-index", type=int, default=0)
+    parser.add_argument("--snapshot-size", type=int, default=50)
+    parser.add_argument("--heartbeat-interval", type=float, default=1.0)
+    parser.add_argument(
+        "--faults", default=None, help='schedule, e.g. "drop@100,1013@200,silence@300:8,gap@400:5"'
+    )
+    parser.add_argument("--loop", action="store_true", help="start again at the end of the data")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def parse_sources(items: list[str]) -> list[tuple[Path, str | None]]:
+    sources: list[tuple[Path, str | None]] = []
+    for item in items:
+        path, _, pair = item.partition("=")
+        sources.append((Path(path), pair or None))
+    return sources
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        parse_fault_schedule(args.faults)
+        server = ReplayServer(
+            parse_sources(args.data),
+            host=args.host,
+            port=args.port,
+            speed=args.speed,
+            start_index=args.start_index,
+            snapshot_size=args.snapshot_size,
+            heartbeat_interval=args.heartbeat_interval,
+            faults=args.faults,
+            loop=args.loop,
+        )
+    except (FaultSpecError, CandleFileError, ValueError) as exc:
+        print(f"replay-server: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve_until_signal(server))
+    except OSError as exc:
+        print(f"replay-server: cannot listen: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+async def _serve_until_signal(server: ReplayServer) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, stop.set)
+    await server.start()
+    print(server.url, flush=True)
+    logging.getLogger(__name__).info("replay server control: http://%s:%d/control/state",
+                                     server.host, server.port)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
