@@ -107,6 +107,10 @@ class _Subscriber:
     pairs: set[str] = field(default_factory=set)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     last_sent: float = field(default_factory=time.monotonic)
+    silent_until: float = 0.0
+
+    def is_silent(self) -> bool:
+        return time.monotonic() < self.silent_until
 
 
 class ReplayServer:
@@ -148,7 +152,6 @@ class ReplayServer:
         self._subscribers: set[_Subscriber] = set()
         self._numbers = itertools.count(1)
         self._has_subscriptions = asyncio.Event()
-        self._silent_until = 0.0
         self._refuse_until = 0.0
         self._server: Server | None = None
         self._clock_task: asyncio.Task[None] | None = None
@@ -228,9 +231,12 @@ class ReplayServer:
         return len(subscribers)
 
     def go_silent(self, seconds: float) -> None:
-        """Keep sockets open but send nothing at all, heartbeats included."""
-        self._silent_until = time.monotonic() + seconds
-        log.warning("Fault: silent for %.1fs", seconds)
+        """Keep the open sockets open but send nothing on them, heartbeats included: the
+        half-open connection a client must detect. Connections made meanwhile are served."""
+        until = time.monotonic() + seconds
+        for subscriber in self._subscribers:
+            subscriber.silent_until = until
+        log.warning("Fault: %d connection(s) silent for %.1fs", len(self._subscribers), seconds)
 
     def skip(self, steps: int) -> None:
         """Move the clock on without sending those candles: a gap for every subscriber."""
@@ -273,7 +279,7 @@ class ReplayServer:
             "speed": self.speed,
             "connections": len(self._subscribers),
             "subscribe_requests": self.subscribe_requests,
-            "silent_for": max(0.0, self._silent_until - now),
+            "silent_for": max([0.0, *(s.silent_until - now for s in self._subscribers)]),
             "refusing_for": max(0.0, self._refuse_until - now),
             "pending_faults": [dataclasses.asdict(f) for f in self._pending_faults],
             "pairs": pairs,
@@ -300,7 +306,7 @@ class ReplayServer:
             self.inject(fault.kind, fault.amount)
 
     async def _broadcast_step(self) -> None:
-        if self._silent() or not self._subscribers:
+        if not self._subscribers:
             return
         position = self.start_index + self.step
         current = {
@@ -431,13 +437,10 @@ class ReplayServer:
                     await self._send(subscriber, kp.heartbeat_message())
 
     async def _send(self, subscriber: _Subscriber, message: str) -> None:
-        if self._silent():
+        if subscriber.is_silent():
             return
         await subscriber.ws.send(message)
         subscriber.last_sent = time.monotonic()
-
-    def _silent(self) -> bool:
-        return time.monotonic() < self._silent_until
 
     @staticmethod
     def _ohlc(candles: list[Candle], snapshot: bool) -> str:
