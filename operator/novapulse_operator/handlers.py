@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -108,7 +109,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
     async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
         uid = str(body.metadata.uid)
         async with state.lock(uid):
-            new = await reconcile.reconcile(body, state.kube(), _emitter(body, logger))
+            # A timer's body is live (kopf updates it in place): decide on one snapshot.
+            snapshot = copy.deepcopy(dict(body))
+            new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger))
+        if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
+            return  # the spec changed meanwhile: the newer reconcile writes the status
         patch.status.update(new)
 
     @kopf.on.resume(*RESOURCE, registry=registry)

@@ -86,6 +86,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     started = time.monotonic()
     now = now or datetime.now(UTC)
     owner = owner_of(body)
+    generation = int(body["metadata"].get("generation") or 0)
     raw_spec: Mapping[str, Any] = body.get("spec") or {}
     spec = parse_spec(raw_spec)
     prev: Mapping[str, Any] = body.get("status") or {}
@@ -110,7 +111,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
 
     observation = status.Observation(
-        generation=int(body["metadata"].get("generation") or 0),
+        generation=generation,
         requested=spec.mode,
         suspended=spec.suspended,
         config_errors=errors,
