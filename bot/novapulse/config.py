@@ -33,7 +33,7 @@ class QuietHours(_Section):
 
 class TradingConfig(_Section):
     mode: Mode = "paper"
-    pairs: list[str] = Field(default_factory=lambda: ["ETH/XBT"], min_length=1)
+    pairs: list[str] = Field(default_factory=lambda: ["ETH/BTC"], min_length=1)
     timeframe_minutes: Literal[1, 5, 15, 30, 60, 240, 1440] = 5
     warmup_bars: int = Field(500, ge=1, le=10_000)
     starting_bankroll: float = Field(10_000.0, gt=0)

@@ -64,7 +64,7 @@ class Feed:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ReplayServer]:
-    replay = ReplayServer([(ETH, None), (ETH, "ALT/XBT")], speed=SPEED, start_index=100,
+    replay = ReplayServer([(ETH, None), (ETH, "ALT/BTC")], speed=SPEED, start_index=100,
                           snapshot_size=20, heartbeat_interval=0.1)
     await replay.start()
     yield replay
@@ -84,25 +84,25 @@ def assert_clean_sequence(candles: list[Candle], file_candles: list[Candle]) -> 
 
 
 async def test_closed_candles_arrive_in_order_with_the_files_values(server: ReplayServer) -> None:
-    feed = Feed(server.url, ["ETH/XBT", "ALT/XBT"])
-    await eventually(lambda: len(feed.of("ALT/XBT")) >= 25)
+    feed = Feed(server.url, ["ETH/BTC", "ALT/BTC"])
+    await eventually(lambda: len(feed.of("ALT/BTC")) >= 25)
     await feed.close()
     file_candles = load_candles(ETH)
-    eth = feed.of("ETH/XBT")
+    eth = feed.of("ETH/BTC")
     assert_clean_sequence(eth, file_candles)
     assert eth[0].ts == file_candles[100 - 19].ts  # the snapshot's oldest candle
-    assert [c.ts for c in feed.of("ALT/XBT")][:20] == [c.ts for c in eth][:20]
+    assert [c.ts for c in feed.of("ALT/BTC")][:20] == [c.ts for c in eth][:20]
     health = feed.client.health
     assert health.candles_emitted == len(feed.candles) and health.gaps == 0
-    assert health.data_age("ETH/XBT", time.time()) is not None
-    assert health.data_age("NOPE/XBT", time.time()) is None
+    assert health.data_age("ETH/BTC", time.time()) is not None
+    assert health.data_age("NOPE/BTC", time.time()) is None
 
 
 async def test_drops_reconnect_with_growing_spacing_and_resubscribe(
     server: ReplayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     health = feed.client.health
     await eventually(lambda: health.ws_connected and len(feed.candles) >= 3)
     spacings = []
@@ -128,7 +128,7 @@ async def test_close_1013_backs_off_longer(
     server: ReplayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     health = feed.client.health
     await eventually(lambda: health.ws_connected and len(feed.candles) >= 2)
     closed_at = time.monotonic()
@@ -147,7 +147,7 @@ async def test_close_1013_backs_off_longer(
 async def test_silence_beyond_the_heartbeat_timeout_reconnects_and_recovers(
     server: ReplayServer,
 ) -> None:
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     health = feed.client.health
     await eventually(lambda: health.ws_connected and len(feed.candles) >= 2)
     server.go_silent(0.8)
@@ -166,14 +166,14 @@ async def test_gap_is_logged_and_the_feed_continues(
     server: ReplayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING)
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     await eventually(lambda: len(feed.candles) >= 3)
     server.skip(5)
     await eventually(lambda: feed.client.health.gaps == 1)
     count = len(feed.candles)
     await eventually(lambda: len(feed.candles) >= count + 3)
     await feed.close()
-    assert "Gap in ETH/XBT candles: 5 missing" in caplog.text
+    assert "Gap in ETH/BTC candles: 5 missing" in caplog.text
     steps = {b.ts - a.ts for a, b in itertools.pairwise(feed.candles)}
     assert steps == {300, 6 * 300}
 
@@ -181,7 +181,7 @@ async def test_gap_is_logged_and_the_feed_continues(
 async def test_refused_connections_keep_the_feed_down_then_it_recovers(
     server: ReplayServer,
 ) -> None:
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     health = feed.client.health
     await eventually(lambda: health.ws_connected)
     server.refuse_connections(0.6)
@@ -194,7 +194,7 @@ async def test_refused_connections_keep_the_feed_down_then_it_recovers(
 
 
 async def test_never_connected_feed_counts_as_down() -> None:
-    feed = Feed("ws://127.0.0.1:9/v2", ["ETH/XBT"])
+    feed = Feed("ws://127.0.0.1:9/v2", ["ETH/BTC"])
     await asyncio.sleep(0.3)
     health = feed.client.health
     assert not health.ws_connected and health.connects == 0
@@ -208,7 +208,7 @@ async def test_malformed_frames_and_a_failing_callback_do_not_stop_the_feed(
     caplog.set_level(logging.WARNING)
 
     def candle(ts: int) -> Candle:
-        return Candle("ETH/XBT", ts, 1.0, 2.0, 0.5, 1.5, 10.0, 300)
+        return Candle("ETH/BTC", ts, 1.0, 2.0, 0.5, 1.5, 10.0, 300)
 
     async def garbage_server(ws: ServerConnection) -> None:
         await ws.recv()
@@ -228,7 +228,7 @@ async def test_malformed_frames_and_a_failing_callback_do_not_stop_the_feed(
 
     async with serve(garbage_server, "127.0.0.1", 0) as garbage:
         port = next(iter(garbage.sockets)).getsockname()[1]
-        client = KrakenWsClient(f"ws://127.0.0.1:{port}", ["ETH/XBT"], 5, on_candle, CONFIG)
+        client = KrakenWsClient(f"ws://127.0.0.1:{port}", ["ETH/BTC"], 5, on_candle, CONFIG)
         task = asyncio.create_task(client.run())
         await eventually(lambda: len(received) == 3)
         client.stop()
@@ -242,10 +242,10 @@ async def test_malformed_frames_and_a_failing_callback_do_not_stop_the_feed(
 async def test_unknown_pair_gets_an_error_ack(
     server: ReplayServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    feed = Feed(server.url, ["ETH/XBT", "NOPE/XBT"])
+    feed = Feed(server.url, ["ETH/BTC", "NOPE/BTC"])
     await eventually(lambda: feed.client.health.subscribe_errors == 1 and len(feed.candles) >= 2)
     await feed.close()
-    assert "Currency pair not supported NOPE/XBT" in caplog.text
+    assert "Currency pair not supported NOPE/BTC" in caplog.text
 
 
 def http(url: str, body: dict[str, object] | None = None) -> tuple[int, dict[str, object]]:
@@ -259,11 +259,11 @@ def http(url: str, body: dict[str, object] | None = None) -> tuple[int, dict[str
 
 
 async def test_http_control_triggers_faults(server: ReplayServer) -> None:
-    feed = Feed(server.url, ["ETH/XBT"])
+    feed = Feed(server.url, ["ETH/BTC"])
     await eventually(lambda: len(feed.candles) >= 2)
     base = f"http://127.0.0.1:{server.port}/control"
     status, state = await asyncio.to_thread(http, f"{base}/state")
-    assert status == 200 and state["connections"] == 1 and "ETH/XBT" in state["pairs"]  # type: ignore[operator]
+    assert status == 200 and state["connections"] == 1 and "ETH/BTC" in state["pairs"]  # type: ignore[operator]
     status, answer = await asyncio.to_thread(http, f"{base}/fault", {"kind": "gap", "steps": 4})
     assert status == 200 and answer["ok"] is True
     await eventually(lambda: feed.client.health.gaps == 1)
@@ -277,7 +277,7 @@ async def test_http_control_triggers_faults(server: ReplayServer) -> None:
 async def test_scheduled_faults_fire_at_their_step() -> None:
     replay = ReplayServer([(ETH, None)], speed=SPEED, faults="drop@5,gap@8:3")
     await replay.start()
-    feed = Feed(replay.url, ["ETH/XBT"])
+    feed = Feed(replay.url, ["ETH/BTC"])
     try:
         await eventually(lambda: feed.client.health.gaps == 1 and feed.client.health.connects == 2)
         assert replay.state()["pending_faults"] == []
@@ -301,7 +301,7 @@ async def test_loop_restarts_with_increasing_timestamps(tmp_path: Path) -> None:
         f"{(1_700_000_000 + i * 300) * 1000},1,2,0.5,1.5,{i + 1}\n" for i in range(4)))
     replay = ReplayServer([(short, None)], speed=SPEED, loop=True)
     await replay.start()
-    feed = Feed(replay.url, ["ETH/XBT"])
+    feed = Feed(replay.url, ["ETH/BTC"])
     try:
         await eventually(lambda: len(feed.candles) >= 9)
     finally:
@@ -322,14 +322,14 @@ async def test_replay_cli_serves_until_sigterm() -> None:
         "sys.exit(args.func(args))\n"
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", code, "replay-server", "--data", f"{ETH}=ALT/XBT",
+        sys.executable, "-c", code, "replay-server", "--data", f"{ETH}=ALT/BTC",
         "--port", "0", "--speed", str(SPEED), stdout=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stdout is not None
         url = (await asyncio.wait_for(process.stdout.readline(), 10)).decode().strip()
         assert url.startswith("ws://127.0.0.1:")
-        feed = Feed(url, ["ALT/XBT"])
+        feed = Feed(url, ["ALT/BTC"])
         await eventually(lambda: len(feed.candles) >= 2)
         await feed.close()
         process.send_signal(signal.SIGTERM)

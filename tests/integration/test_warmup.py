@@ -21,17 +21,17 @@ NOW = CANDLES[-1].ts + 120  # the file's last candle is still open
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[KrakenRestEmulator]:
-    rest = KrakenRestEmulator([(ETH, None), (ETH, "ALT/XBT")], now=lambda: NOW)
+    rest = KrakenRestEmulator([(ETH, None), (ETH, "ALT/BTC")], now=lambda: NOW)
     await rest.start()
     yield rest
     await rest.stop()
 
 
 async def test_pages_past_720_and_drops_the_open_candle(emulator: KrakenRestEmulator) -> None:
-    result = await fetch_warmup(["ETH/XBT", "ALT/XBT"], 5, 1000, rest_url=emulator.url, now=NOW,
+    result = await fetch_warmup(["ETH/BTC", "ALT/BTC"], 5, 1000, rest_url=emulator.url, now=NOW,
                                 rate_limit=False)
-    assert result["ETH/XBT"] == CANDLES[-1001:-1]
-    assert [c.ts for c in result["ALT/XBT"]] == [c.ts for c in CANDLES[-1001:-1]]
+    assert result["ETH/BTC"] == CANDLES[-1001:-1]
+    assert [c.ts for c in result["ALT/BTC"]] == [c.ts for c in CANDLES[-1001:-1]]
     ohlc_calls = [r for r in emulator.requests if r.startswith("/0/public/OHLC")]
     assert len(ohlc_calls) >= 4  # two pages per pair at least
 
@@ -41,19 +41,19 @@ async def test_failing_exchange_returns_nothing_with_a_warning(
 ) -> None:
     caplog.set_level(logging.WARNING)
     emulator.fail_requests()
-    result = await fetch_warmup(["ETH/XBT"], 5, 300, rest_url=emulator.url, now=NOW,
+    result = await fetch_warmup(["ETH/BTC"], 5, 300, rest_url=emulator.url, now=NOW,
                                 rate_limit=False)
-    assert result == {"ETH/XBT": []}
-    assert "warm-up unavailable for ETH/XBT" in caplog.text
+    assert result == {"ETH/BTC": []}
+    assert "warm-up unavailable for ETH/BTC" in caplog.text
     assert "continuing without" in caplog.text
 
 
 async def test_unreachable_exchange_returns_nothing(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING)
-    result = await fetch_warmup(["ETH/XBT"], 5, 300, rest_url="http://127.0.0.1:9", now=NOW,
+    result = await fetch_warmup(["ETH/BTC"], 5, 300, rest_url="http://127.0.0.1:9", now=NOW,
                                 timeout_s=2, rate_limit=False)
-    assert result == {"ETH/XBT": []}
-    assert "warm-up unavailable for ETH/XBT" in caplog.text
+    assert result == {"ETH/BTC": []}
+    assert "warm-up unavailable for ETH/BTC" in caplog.text
 
 
 async def test_emulator_speaks_krakens_shapes(emulator: KrakenRestEmulator) -> None:

@@ -63,7 +63,7 @@ def test_entry_is_placed_when_no_gate_blocks() -> None:
     executions = engine.on_candle(CANDLES[WARMUP])
     assert len(executions) == 1
     trade, order = executions[0].trade, executions[0].order
-    assert trade.status is TradeStatus.OPEN and trade.pair == "ETH/XBT"
+    assert trade.status is TradeStatus.OPEN and trade.pair == "ETH/BTC"
     assert order.client_order_id == f"np-{trade.trade_id}-entry"
     assert engine.cash < Config().trading.starting_bankroll
 
@@ -90,7 +90,7 @@ def test_global_cooldown_gate() -> None:
 
 def test_max_positions_gate() -> None:
     engine = make_engine(config_with(max_open_positions=1))
-    other = [replace(c, pair="LTC/XBT") for c in CANDLES[: WARMUP + 1]]
+    other = [replace(c, pair="LTC/BTC") for c in CANDLES[: WARMUP + 1]]
     for candle in other[:WARMUP]:
         engine.warm_up(candle)
     assert len(engine.on_candle(other[WARMUP])) == 1

@@ -24,6 +24,8 @@ OHLC_MAX_ROWS = 720
 # Kraken's legacy asset ids carry an X (crypto) or Z (fiat) prefix; newer assets do not.
 _LEGACY_CRYPTO = {"XBT", "ETH", "LTC", "XMR", "XLM", "ETC", "XRP", "ZEC", "REP", "MLN", "XDG"}
 _LEGACY_FIAT = {"USD", "EUR", "GBP", "CAD", "JPY"}
+# The REST API still calls bitcoin XBT where WS v2 says BTC.
+_REST_CODES = {"BTC": "XBT"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -74,7 +76,7 @@ class KrakenRestEmulator:
         self.pairs: dict[str, EmulatedPair] = {}
         for path, alias in sources:
             wsname = alias or describe_file(path)[0]
-            base, _, quote = wsname.partition("/")
+            base, _, quote = (_REST_CODES.get(code, code) for code in wsname.partition("/"))
             self.pairs[wsname] = EmulatedPair(wsname, base, quote, load_candles(path, wsname))
         self.requests: list[str] = []
         self._failure: tuple[int, str] | None = None

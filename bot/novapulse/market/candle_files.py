@@ -13,7 +13,8 @@ from novapulse.models import Candle
 
 _NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<tf>\d+)(?P<unit>[mhd])")
 _UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
-_KRAKEN_ALIASES = {"BTC": "XBT"}
+# WS v2 spells bitcoin BTC (v1 and the REST API say XBT).
+_KRAKEN_ALIASES = {"XBT": "BTC"}
 
 
 class CandleFileError(ValueError):
@@ -21,7 +22,7 @@ class CandleFileError(ValueError):
 
 
 def kraken_symbol(base: str, quote: str) -> str:
-    """ETH, BTC -> ETH/XBT: Kraken's WS v2 spelling of a pair."""
+    """ETH, XBT -> ETH/BTC: Kraken's WS v2 spelling of a pair."""
     return f"{_KRAKEN_ALIASES.get(base.upper(), base.upper())}/" + _KRAKEN_ALIASES.get(
         quote.upper(), quote.upper()
     )
@@ -32,7 +33,8 @@ def describe_file(path: Path) -> tuple[str, int]:
     match = _NAME.match(path.name)
     if not match:
         raise CandleFileError(
-            f"{path.name}: cannot tell pair and timeframe from the name (expected BASE_QUOTE-5m.csv[.gz])"
+            f"{path.name}: cannot tell pair and timeframe from the name "
+            "(expected BASE_QUOTE-5m.csv[.gz])"
         )
     interval = int(match["tf"]) * _UNIT_SECONDS[match["unit"]]
     return kraken_symbol(match["base"], match["quote"]), interval
@@ -41,7 +43,7 @@ def describe_file(path: Path) -> tuple[str, int]:
 def _open_text(path: Path) -> io.TextIOBase:
     if path.suffix == ".gz":
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8")
-    return open(path, encoding="utf-8")  # noqa: SIM115 - closed by the caller's with
+    return path.open(encoding="utf-8")
 
 
 def iter_candles(path: Path, pair: str | None = None) -> Iterator[Candle]:
