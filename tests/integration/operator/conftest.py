@@ -143,10 +143,10 @@ class Cluster:
         return len(found.get("items", []))
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0,
+async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0,
                      what: str = "condition") -> Any:
     """Poll `check` until it returns something truthy (and return it)."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         last = await check()
