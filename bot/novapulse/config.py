@@ -44,7 +44,7 @@ class TradingConfig(_Section):
 
 class RiskConfig(_Section):
     risk_per_trade_pct: float = Field(1.0, gt=0, le=10, description="% of equity risked per trade")
-    max_position_pct: float = Field(20.0, gt=0, le=100, description="Cap on one position's notional")
+    max_position_pct: float = Field(20.0, gt=0, le=100, description="Cap on a position's notional")
     stop_loss_pct: float = Field(2.0, gt=0, le=50)
     take_profit_pct: float = Field(4.0, gt=0, le=500)
     trailing_stop_pct: float = Field(1.5, ge=0, le=50, description="0 disables trailing stops")

@@ -224,7 +224,8 @@ class RiskManager:
         st = self.state
         pause = st.pause
         if pause.paused:
-            return Verdict(False, Gate.PAUSED, f"Trading paused ({pause.paused_by}): {pause.reason}")
+            message = f"Trading paused ({pause.paused_by}): {pause.reason}"
+            return Verdict(False, Gate.PAUSED, message)
         if equity <= cfg.min_bankroll or cash <= cfg.min_bankroll * 0.1:
             return Verdict(False, Gate.BANKROLL, MSG_BANKROLL)
         if st.daily_realized_pnl <= -self.daily_loss_limit():
@@ -289,7 +290,8 @@ class RiskManager:
                 open_positions,
                 cfg.max_open_positions,
             ),
-            (Gate.COOLDOWN, cooldown_left > 0, round(cooldown_left, 1), cfg.global_cooldown_seconds),
+            (Gate.COOLDOWN, cooldown_left > 0, round(cooldown_left, 1),
+             cfg.global_cooldown_seconds),
             (
                 Gate.TRADE_RATE,
                 self.trades_last_hour(now) >= cfg.max_trades_per_hour,

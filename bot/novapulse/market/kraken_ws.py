@@ -158,6 +158,14 @@ class KrakenWsClient:
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)
         log.info("Kraken feed stopped")
 
+    def is_history(self, candle: Candle) -> bool:
+        """Whether a closed candle is more than one interval behind the candle in progress:
+        true of the backlog a snapshot replays after a (re)connect, false of a candle that has
+        just closed."""
+        closer = self._closers.get(candle.pair)
+        current = closer.in_progress if closer is not None else None
+        return current is not None and current.ts - candle.ts > candle.interval_s
+
     def stop(self) -> None:
         self._stop.set()
         ws = self._ws

@@ -1,0 +1,132 @@
+"""`novapulse` command line: run, backtest, replay-server, config validate, lock."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from novapulse import __version__
+from novapulse.config import ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "mode", None):
+        overrides.setdefault("trading", {})["mode"] = args.mode
+    if getattr(args, "data_dir", None):
+        overrides.setdefault("instance", {})["data_dir"] = str(args.data_dir)
+    if getattr(args, "port", None) is not None and args.command == "run":
+        overrides.setdefault("dashboard", {})["port"] = args.port
+    return overrides
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(Path(args.file), environ={} if args.no_env else None)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    pairs = ", ".join(config.trading.pairs)
+    print(f"{args.file}: valid (mode {config.trading.mode}, pairs {pairs})")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from novapulse.config import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    from novapulse.backtest import ProgressBar, format_summary, load_files, run_backtest
+    from novapulse.market.candle_files import CandleFileError
+
+    try:
+        config = load_config(Path(args.config) if args.config else None)
+        candles = load_files([Path(p) for p in args.data])
+    except (ConfigError, CandleFileError) as exc:
+        print(exc, file=sys.stderr)
+        return EXIT_CONFIG
+    progress = None if args.no_progress else ProgressBar()
+    summary, _ = run_backtest(config, candles, progress)
+    if args.json:
+        print(json.dumps(summary.as_dict()))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from novapulse.runner import FeedSpecError, parse_feed_spec, run_bot
+
+    try:
+        config = load_config(Path(args.config) if args.config else None,
+                             overrides=_config_overrides(args))
+        feed = parse_feed_spec(args.feed, speed=args.speed)
+    except (ConfigError, FeedSpecError) as exc:
+        print(f"novapulse: refusing to start: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    return run_bot(config, feed)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from novapulse import lock_cli
+    from novapulse.market import replay_cli
+
+    parser = argparse.ArgumentParser(prog="novapulse", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"novapulse {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the bot")
+    run.add_argument("--config", help="YAML config file")
+    run.add_argument("--mode", choices=["paper", "canary", "live"])
+    run.add_argument("--feed", default="kraken",
+                     help="kraken | replay:FILE[,FILE...] | ws://HOST:PORT (a Kraken-v2 endpoint)")
+    run.add_argument("--speed", type=float, default=300.0,
+                     help="replay speed: 300 plays a 5-minute candle every second")
+    run.add_argument("--data-dir", help="data directory (instance lock, embedded database)")
+    run.add_argument("--port", type=int, help="API port (default from config: 8090)")
+    run.set_defaults(func=cmd_run)
+
+    bt = sub.add_parser("backtest", help="run the engine over recorded candles")
+    bt.add_argument("--data", nargs="+", required=True, help="candle files (csv or csv.gz)")
+    bt.add_argument("--config", help="YAML config file")
+    bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    bt.add_argument("--no-progress", action="store_true")
+    bt.set_defaults(func=cmd_backtest)
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True)
+    validate = cfg_sub.add_parser("validate", help="validate a config file; lists every error")
+    validate.add_argument("file")
+    validate.add_argument("--no-env", action="store_true", help="ignore environment overrides")
+    validate.set_defaults(func=cmd_config_validate)
+    schema = cfg_sub.add_parser("schema", help="print the config JSON schema")
+    schema.set_defaults(func=cmd_config_schema)
+
+    replay_cli.register(sub)
+    lock_cli.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+    )
+    result: int = args.func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

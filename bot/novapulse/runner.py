@@ -1,0 +1,316 @@
+"""A live run: instance guard → store → restore → feed → engine → store, until stopped.
+
+Order of start-up matters: the file lock first (cheap, local), then the store and its advisory
+lock (the guard that holds across hosts), and only then the feed. Every execution is written
+to the store before the next candle is decided on, so a crash loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from novapulse.config import Config
+from novapulse.engine import Engine, Execution
+from novapulse.execution.paper import PaperExecutor
+from novapulse.instance_lock import HolderInfo, InstanceAlreadyRunning, InstanceLock
+from novapulse.market.candle_files import CandleFileError, describe_file, load_candles
+from novapulse.market.kraken_ws import KrakenWsClient
+from novapulse.market.replay_server import ReplayServer
+from novapulse.market.warmup import fetch_warmup
+from novapulse.models import Candle
+from novapulse.risk import PausedBy
+from novapulse.store.embedded import start_embedded_postgres
+from novapulse.store.postgres import Store
+from novapulse.thoughts import ThoughtLog
+
+log = logging.getLogger("novapulse.runner")
+
+EXIT_OK = 0
+EXIT_ALREADY_RUNNING = 3
+EXIT_LOCK_LOST = 4
+EXIT_STARTUP = 5
+HOUSEKEEPING_SECONDS = 1.0
+STATUS_LINE_SECONDS = 10.0
+STORE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+
+
+class FeedSpecError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    kind: str  # "kraken" | "replay" | "url"
+    files: tuple[Path, ...] = ()
+    url: str | None = None
+    speed: float = 300.0
+
+
+def parse_feed_spec(text: str, speed: float = 300.0) -> FeedSpec:
+    if text == "kraken":
+        return FeedSpec("kraken", speed=speed)
+    if text.startswith(("ws://", "wss://")):
+        return FeedSpec("url", url=text, speed=speed)
+    if text.startswith("replay:"):
+        files = tuple(Path(p) for p in text[len("replay:"):].split(",") if p)
+        if not files:
+            raise FeedSpecError("--feed replay: needs at least one candle file")
+        for path in files:
+            if not path.is_file():
+                raise FeedSpecError(f"--feed replay: no such file: {path}")
+            try:
+                describe_file(path)
+            except CandleFileError as exc:
+                raise FeedSpecError(str(exc)) from exc
+        return FeedSpec("replay", files=files, speed=speed)
+    raise FeedSpecError(f"--feed {text!r}: expected kraken, replay:FILE[,FILE...] or ws://URL")
+
+
+@dataclass
+class RunnerState:
+    started_at: float = field(default_factory=time.time)
+    last_loop_tick: float = field(default_factory=time.monotonic)
+    candles: int = 0
+    executions: int = 0
+    store_errors: int = 0
+    decision_latency_s: list[float] = field(default_factory=list)
+
+
+class BotRunner:
+    def __init__(self, config: Config, feed: FeedSpec) -> None:
+        self.config = config
+        self.feed_spec = feed
+        self.data_dir = Path(config.instance.data_dir)
+        self.thoughts = ThoughtLog(config.dashboard.thought_feed_max)
+        self.engine = Engine(
+            config, PaperExecutor(config.trading.fee_rate, config.trading.slippage_bps),
+            self.thoughts,
+        )
+        self.state = RunnerState()
+        self.queue: asyncio.Queue[tuple[Candle, bool, float]] = asyncio.Queue()
+        self.stopping = asyncio.Event()
+        self.exit_code = EXIT_OK
+        self.store: Store | None = None
+        self.client: KrakenWsClient | None = None
+        self.replay: ReplayServer | None = None
+        self.pairs = list(config.trading.pairs)
+
+    # --- lifecycle --------------------------------------------------------------------------
+    async def run(self) -> int:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        identity = self.config.instance.identity
+        file_lock = InstanceLock(self.data_dir / "instance.lock", HolderInfo.current(identity))
+        try:
+            file_lock.acquire()
+        except InstanceAlreadyRunning as exc:
+            log.error("refusing to start: %s", exc)
+            return EXIT_ALREADY_RUNNING
+        embedded = None
+        try:
+            dsn = self.config.database.url
+            if dsn is None:
+                log.info("no DATABASE_URL: starting the embedded PostgreSQL in %s", self.data_dir)
+                embedded = await asyncio.to_thread(start_embedded_postgres, self.data_dir)
+                dsn = embedded.dsn
+            self.store = store = await Store.connect(
+                dsn, lock_timeout_s=self.config.database.lock_timeout_seconds)
+            applied = await store.migrate()
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+            if not await store.acquire_instance_lock(identity):
+                log.error("refusing to start: another NovaPulse instance holds the database lock "
+                          "for identity %r — two bots on one account would place double orders",
+                          identity)
+                return EXIT_ALREADY_RUNNING
+            await self._restore(store)
+            await self._start_feed()
+            self._install_signal_handlers()
+            return await self._main(store, file_lock)
+        finally:
+            await self._shutdown()
+            file_lock.release()
+            if embedded is not None:
+                await asyncio.to_thread(embedded.stop)
+
+    async def _restore(self, store: Store) -> None:
+        trades = await store.all_trades()
+        checkpoint = await store.load_checkpoint()
+        self.engine.restore(trades, checkpoint)
+        if self.engine.positions:
+            log.info("restored %d open position(s): %s", len(self.engine.positions),
+                     ", ".join(t.trade_id for t in self.engine.positions.values()))
+        if self.engine.risk.pause.paused:
+            pause = self.engine.risk.pause
+            log.warning("still paused by %s: %s (resume via the API)", pause.paused_by,
+                        pause.reason)
+
+    async def _start_feed(self) -> None:
+        spec = self.feed_spec
+        interval: int = self.config.trading.timeframe_minutes
+        url = self.config.feed.ws_url
+        if spec.kind == "replay":
+            warmup = self.config.trading.warmup_bars
+            sources: list[tuple[Path, str | None]] = [(p, None) for p in spec.files]
+            for path in spec.files:
+                history = load_candles(path)
+                for candle in history[:warmup]:
+                    self.engine.warm_up(candle)
+            self.pairs = [describe_file(p)[0] for p in spec.files]
+            interval = describe_file(spec.files[0])[1] // 60
+            self.replay = ReplayServer(sources, host="127.0.0.1", port=0, speed=spec.speed,
+                                       start_index=warmup)
+            await self.replay.start()
+            url = self.replay.url
+            log.info("replay feed: %s at %gx on %s", ", ".join(self.pairs), spec.speed, url)
+        elif spec.kind == "url":
+            url = spec.url or url
+        else:
+            fetched = await fetch_warmup(self.pairs, interval, self.config.trading.warmup_bars,
+                                         rest_url=self.config.exchange.rest_url)
+            for candles in fetched.values():
+                for candle in candles:
+                    self.engine.warm_up(candle)
+        self.client = KrakenWsClient(url, self.pairs, interval, self._on_candle, self.config.feed)
+
+    def _on_candle(self, candle: Candle) -> None:
+        # Judged on arrival, not when dequeued: a backlog must not turn live candles into history.
+        history = self.client is not None and self.client.is_history(candle)
+        self.queue.put_nowait((candle, history, time.perf_counter()))
+
+    def _install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.stop)
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    async def _main(self, store: Store, file_lock: InstanceLock) -> int:
+        assert self.client is not None
+        tasks = [
+            asyncio.create_task(self.client.run(), name="feed"),
+            asyncio.create_task(self._decide_loop(store), name="decide"),
+            asyncio.create_task(self._housekeeping(store, file_lock), name="housekeeping"),
+        ]
+        stop_wait = asyncio.create_task(self.stopping.wait())
+        lock_lost = asyncio.create_task(store.instance_lock_lost.wait())
+        done, _ = await asyncio.wait([stop_wait, lock_lost, *tasks],
+                                     return_when=asyncio.FIRST_COMPLETED)
+        if lock_lost in done:
+            self.engine.pause("database instance lock lost", PausedBy.RISK_RULE, time.time())
+            log.critical("instance lock lost: stopped trading at once")
+            self.exit_code = EXIT_LOCK_LOST
+        for task in done:
+            if task in tasks and task.exception() is not None:
+                log.error("%s stopped: %r", task.get_name(), task.exception())
+                self.exit_code = EXIT_STARTUP
+        self.client.stop()
+        for task in [*tasks, stop_wait, lock_lost]:
+            task.cancel()
+        await asyncio.gather(*tasks, stop_wait, lock_lost, return_exceptions=True)
+        await self._flush(store)
+        return self.exit_code
+
+    # --- the decision loop ------------------------------------------------------------------
+    async def _decide_loop(self, store: Store) -> None:
+        engine = self.engine
+        while True:
+            candle, history, received = await self.queue.get()
+            client = self.client
+            if history:
+                engine.warm_up(candle)  # a snapshot after (re)connect: old news, not a signal
+                continue
+            age = client.health.data_age(candle.pair, time.time()) if client else None
+            executions = engine.on_candle(candle, age or 0.0)
+            self.state.decision_latency_s.append(time.perf_counter() - received)
+            if len(self.state.decision_latency_s) > 4096:
+                del self.state.decision_latency_s[:2048]
+            self.state.candles += 1
+            for execution in executions:
+                await self._persist(store, execution)
+
+    async def _persist(self, store: Store, execution: Execution) -> None:
+        attempt = 0
+        while True:
+            try:
+                await store.record_execution(execution.trade, execution.order)
+                self.state.executions += 1
+                return
+            except Exception as exc:  # the store is down: keep the trade, retry, say so
+                self.state.store_errors += 1
+                delay = STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)]
+                log.error("could not record trade %s (%s); retrying in %.1fs",
+                          execution.trade.trade_id, exc, delay)
+                attempt += 1
+                await asyncio.sleep(delay)
+
+    # --- housekeeping -----------------------------------------------------------------------
+    async def _housekeeping(self, store: Store, file_lock: InstanceLock) -> None:
+        next_heartbeat = 0.0
+        next_status = time.monotonic() + STATUS_LINE_SECONDS
+        while True:
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
+            now = time.monotonic()
+            self.state.last_loop_tick = now
+            self._circuit_breaker()
+            try:
+                await self._flush(store)
+            except Exception as exc:
+                self.state.store_errors += 1
+                log.error("store flush failed: %s", exc)
+            if now >= next_heartbeat:
+                await asyncio.to_thread(file_lock.heartbeat)
+                next_heartbeat = now + self.config.instance.heartbeat_seconds
+            if now >= next_status:
+                log.info(self.status_line())
+                next_status = now + STATUS_LINE_SECONDS
+
+    def _circuit_breaker(self) -> None:
+        if self.client is None:
+            return
+        down_for = self.client.health.down_for(time.time())
+        limit = self.config.feed.circuit_breaker_seconds
+        if down_for >= limit and not self.engine.risk.pause.paused:
+            self.engine.pause(f"WebSocket disconnected for {down_for:.0f}s "
+                              f"(circuit breaker after {limit}s)", PausedBy.CIRCUIT_BREAKER,
+                              time.time())
+
+    async def _flush(self, store: Store) -> None:
+        thoughts = self.thoughts.drain_unsaved()
+        if thoughts:
+            await store.record_thoughts(thoughts)
+        await store.save_checkpoint(self.engine.checkpoint())
+
+    def status_line(self) -> str:
+        engine = self.engine
+        health = self.client.health if self.client else None
+        pause = engine.risk.pause
+        why = f" ({pause.paused_by}: {pause.reason})" if pause.paused else ""
+        connected = bool(health and health.ws_connected)
+        return (f"status: equity={engine.equity():.2f} cash={engine.cash:.2f} "
+                f"open={len(engine.positions)} closed={engine.closed_count} "
+                f"pnl={engine.realized_pnl:+.4f} ws_connected={connected} "
+                f"paused={pause.paused}{why} candles={self.state.candles}")
+
+    async def _shutdown(self) -> None:
+        if self.replay is not None:
+            await self.replay.stop()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self.store.release_instance_lock()
+            await self.store.close()
+
+
+def run_bot(config: Config, feed: FeedSpec) -> int:
+    runner = BotRunner(config, feed)
+    try:
+        return asyncio.run(runner.run())
+    except KeyboardInterrupt:
+        return EXIT_OK
