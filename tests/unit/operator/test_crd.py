@@ -1,0 +1,148 @@
+"""The CRD: fresh, a valid CRD, and a schema that accepts the examples and refuses bad CRs.
+
+The structural schema is checked with jsonschema (draft 4 = OpenAPI 3.0 semantics) in strict
+mode (unknown fields refused, as `kubectl apply` does by default). The CEL rules are
+evaluated with cel-python, and the same logic in Python (`spec_rule_violations`) is checked
+to agree with them.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import celpy
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+
+from novapulse_operator.crd import build_crd, render_crd_yaml
+from novapulse_operator.spec import spec_rule_violations
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted((ROOT / "examples").glob("tradingbot-*.yaml"))
+
+
+def _crd_version() -> dict[str, Any]:
+    return dict(build_crd()["spec"]["versions"][0])
+
+
+def _strict(node: Any) -> Any:
+    """OpenAPI v3.0 → JSON schema draft 4: nullable, and unknown fields refused."""
+    if isinstance(node, dict):
+        out = {k: _strict(v) for k, v in node.items() if not k.startswith("x-kubernetes")}
+        if node.get("nullable"):
+            out["type"] = [node["type"], "null"]
+        if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+            out.setdefault("additionalProperties", False)
+        return out
+    if isinstance(node, list):
+        return [_strict(v) for v in node]
+    return node
+
+
+def _defaulted(spec: dict[str, Any]) -> dict[str, Any]:
+    """What the API server's defaulting does before CEL runs (top-level defaults only)."""
+    props = _crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]
+    return {**{k: v["default"] for k, v in props.items() if "default" in v}, **spec}
+
+
+def schema_errors(obj: dict[str, Any]) -> list[str]:
+    schema = _strict(_crd_version()["schema"]["openAPIV3Schema"])
+    validator = jsonschema.Draft4Validator(schema)
+    return [f"{'.'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(obj)]
+
+
+def cel_errors(spec: dict[str, Any]) -> list[str]:
+    rules = _crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "x-kubernetes-validations"]
+    env = celpy.Environment()
+    activation = {"self": celpy.json_to_cel(_defaulted(spec))}
+    return [r["message"] for r in rules
+            if not env.program(env.compile(r["rule"])).evaluate(activation)]
+
+
+def test_committed_crd_is_fresh() -> None:
+    committed = (ROOT / "crds" / "tradingbot.yaml").read_text()
+    assert committed == render_crd_yaml(), "crds/ is stale: run `make crds`"
+
+
+def test_crd_is_a_valid_apiextensions_v1_object() -> None:
+    kubernetes_validate.validate(build_crd(), "1.33", strict=True)
+
+
+def test_crd_names_and_columns() -> None:
+    crd = build_crd()
+    names = crd["spec"]["names"]
+    assert crd["metadata"]["name"] == "tradingbots.novapulse.io"
+    assert (names["kind"], names["shortNames"], names["categories"]) == (
+        "TradingBot", ["tb"], ["novapulse"])
+    version = _crd_version()
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    shown = [c["name"] for c in version["additionalPrinterColumns"] if "priority" not in c]
+    assert shown == ["Mode", "Phase", "Feed", "Paused", "Positions", "PnL", "Age"]
+
+
+def test_config_schema_comes_from_the_bot_model() -> None:
+    config = _crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"][
+        "config"]
+    risk = config["properties"]["risk"]["properties"]["risk_per_trade_pct"]
+    assert (risk["minimum"], risk["exclusiveMinimum"], risk["maximum"]) == (0, True, 10)
+    assert config["properties"]["trading"]["properties"]["mode"]["enum"] == [
+        "paper", "canary", "live"]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_examples_are_accepted(path: Path) -> None:
+    obj = yaml.safe_load(path.read_text())
+    assert schema_errors(obj) == []
+    assert cel_errors(obj["spec"]) == []
+    assert spec_rule_violations(_defaulted(obj["spec"])) == []
+
+
+def _paper() -> dict[str, Any]:
+    return dict(yaml.safe_load((ROOT / "examples" / "tradingbot-paper.yaml").read_text()))
+
+
+def _mutated(change: dict[str, Any]) -> dict[str, Any]:
+    obj = copy.deepcopy(_paper())
+    obj["spec"].update(change)
+    return obj
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"mode": "yolo"}, "spec.mode: 'yolo' is not one of"),
+    ({"onDelete": "forget"}, "spec.onDelete: 'forget' is not one of"),
+    ({"config": {"risk": {"risk_per_trade_pct": 25}}},
+     "spec.config.risk.risk_per_trade_pct: 25 is greater than the maximum of 10"),
+    ({"config": {"risk": {"risk_per_trade_pct": 0}}},
+     "spec.config.risk.risk_per_trade_pct: 0 is less than or equal to the minimum of 0"),
+    ({"config": {"trading": {"timeframe_minutes": 7}}}, "timeframe_minutes: 7 is not one of"),
+    ({"config": {"riks": {}}}, "Additional properties are not allowed ('riks'"),
+    ({"pairs": ["eth-btc"]}, "spec.pairs.0: 'eth-btc' does not match"),
+    ({"canary": {"minDuration": "one day"}}, "spec.canary.minDuration: 'one day' does not"),
+])
+def test_schema_rejects(change: dict[str, Any], expected: str) -> None:
+    errors = schema_errors(_mutated(change))
+    assert any(e.startswith(expected) or expected in e for e in errors), errors
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"mode": "live"}, ["canary and live modes need spec.exchange.credentialsSecretRef",
+                        "canary and live modes need spec.dashboard.secretRef"]),
+    ({"mode": "canary", "exchange": {"credentialsSecretRef": {"name": "k"}}},
+     ["canary and live modes need spec.dashboard.secretRef"]),
+    ({"mode": "live", "exchange": {"credentialsSecretRef": {"name": "k"}},
+      "dashboard": {"secretRef": {"name": "d"}}}, []),
+    ({"mode": "paper"}, []),
+    ({}, []),
+    ({"config": {"database": {"url": "postgresql://u:p@db/x"}}},
+     ["spec.config.database.url is not allowed (it would land in a ConfigMap): "
+      "use spec.database.urlSecretRef"]),
+])
+def test_cel_rules_and_their_python_mirror_agree(spec: dict[str, Any],
+                                                 expected: list[str]) -> None:
+    assert cel_errors(spec) == expected
+    assert spec_rule_violations(_defaulted(spec)) == expected

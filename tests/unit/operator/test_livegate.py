@@ -1,0 +1,99 @@
+"""The live gate of runbook 11 (pure)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import bcrypt
+import pytest
+
+from novapulse_operator import livegate
+from novapulse_operator.livegate import GateResult, effective_mode, evaluate, weakness
+from novapulse_operator.spec import parse_spec
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+HASH = bcrypt.hashpw(b"pw", bcrypt.gensalt(4)).decode()
+DASH = {"DASHBOARD_ADMIN_KEY": "k3Yq9vR2mX7pL0sT4wZ8bN6cF1hJ5dG",
+        "DASHBOARD_SESSION_SECRET": "s8Fq2LmZ0xR7vT3kW9pB5nC1yH6jD4gA",
+        "DASHBOARD_ADMIN_PASSWORD_HASH": HASH}
+EXCHANGE = {"KRAKEN_API_KEY": "Qm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6Hj0Dg5Ay",
+            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/="}
+LIVE = parse_spec({"mode": "live", "exchange": {"credentialsSecretRef": {"name": "kraken"}},
+                   "dashboard": {"secretRef": {"name": "dash"}}})
+
+
+def gate(spec=LIVE, exchange=EXCHANGE, dashboard=DASH, running=None, since=None) -> GateResult:  # type: ignore[no-untyped-def]
+    return evaluate(spec, exchange, dashboard, running_mode=running, canary_since=since, now=NOW)
+
+
+def test_everything_present_and_strong_opens_the_gate() -> None:
+    result = gate()
+    assert result.met and result.reason == "PrerequisitesMet"
+
+
+def test_paper_needs_nothing() -> None:
+    assert gate(parse_spec({}), None, None).met
+
+
+def test_missing_secret_and_keys_are_named() -> None:
+    result = gate(exchange=None, dashboard={"DASHBOARD_ADMIN_KEY": DASH["DASHBOARD_ADMIN_KEY"]})
+    assert not result.met and result.reason == "SecretsIncomplete"
+    assert result.problems == (
+        "Secret kraken not found",
+        "Secret dash lacks DASHBOARD_SESSION_SECRET, DASHBOARD_ADMIN_PASSWORD_HASH",
+    )
+
+
+def test_unset_refs_are_named() -> None:
+    result = gate(parse_spec({"mode": "canary"}), None, None)
+    assert result.problems == ("spec.exchange.credentialsSecretRef is not set",
+                               "spec.dashboard.secretRef is not set")
+
+
+@pytest.mark.parametrize(("key", "value", "problem"), [
+    ("KRAKEN_API_KEY", "", "KRAKEN_API_KEY is empty"),
+    ("KRAKEN_API_KEY", "   ", "KRAKEN_API_KEY is empty"),
+    ("KRAKEN_API_KEY", "<exchange-key>", "KRAKEN_API_KEY is a placeholder"),
+    ("DASHBOARD_ADMIN_KEY", "changeme-changeme-changeme", "DASHBOARD_ADMIN_KEY is a placeholder"),
+    ("DASHBOARD_ADMIN_KEY", "your_admin_key_here_123456", "DASHBOARD_ADMIN_KEY is a placeholder"),
+    ("DASHBOARD_ADMIN_KEY", "aB3", "DASHBOARD_ADMIN_KEY is too short (under 24 characters)"),
+    ("DASHBOARD_SESSION_SECRET", "a" * 40, "too weak (fewer than 8 distinct characters)"),
+    ("DASHBOARD_ADMIN_PASSWORD_HASH", "plaintext-password",
+     "DASHBOARD_ADMIN_PASSWORD_HASH is not a well-formed bcrypt hash"),
+    ("DASHBOARD_ADMIN_PASSWORD_HASH", HASH[:-1], "not a well-formed bcrypt hash"),
+])
+def test_weak_values(key: str, value: str, problem: str) -> None:
+    found = weakness(key, value)
+    assert found is not None and problem in found
+    assert value.strip() == "" or value not in found  # never echo the value
+
+
+def test_real_values_pass() -> None:
+    for key, value in {**DASH, **EXCHANGE}.items():
+        assert weakness(key, value) is None, key
+    assert livegate.is_bcrypt_hash(bcrypt.hashpw(b"x", bcrypt.gensalt()).decode())
+
+
+def test_canary_first_policy() -> None:
+    spec = parse_spec({**{"mode": "live"}, "exchange": {"credentialsSecretRef": {"name": "k"}},
+                       "dashboard": {"secretRef": {"name": "d"}},
+                       "canary": {"requiredBeforeLive": True, "minDuration": "1h"}})
+    assert gate(spec).reason == "CanaryRequired"  # never ran canary
+    early = gate(spec, running="canary", since=NOW - timedelta(minutes=20))
+    assert not early.met and "2400s of canary left" in early.message
+    assert gate(spec, running="canary", since=NOW - timedelta(hours=2)).met
+    assert gate(spec, running="live").met  # already live: the policy is about switching
+
+
+@pytest.mark.parametrize(("requested", "met", "running", "expected"), [
+    ("live", True, None, "live"),
+    ("live", False, None, None),
+    ("live", False, "paper", "paper"),
+    ("live", False, "canary", "canary"),
+    ("canary", False, "live", None),  # never a more dangerous mode than asked, nor the same
+    ("live", False, "live", None),
+    ("paper", True, "live", "paper"),  # going down is always allowed
+])
+def test_effective_mode(requested, met, running, expected) -> None:  # type: ignore[no-untyped-def]
+    result = GateResult(met, (), "x")
+    assert effective_mode(requested, result, running) == expected
