@@ -26,6 +26,7 @@ log = logging.getLogger("novapulse.store.embedded")
 
 PGDATA_DIR = "postgres"
 _READY_WAIT_S = 60.0
+_SHM_WAIT_S = 10.0
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -77,6 +78,9 @@ def start_embedded_postgres(data_dir: Path) -> EmbeddedPostgres:
     running_before = pgdata.exists() and _live_postmaster(pgdata) is not None
     if pgdata.exists() and not running_before:
         _clear_reused_pid(pgdata)
+    # the package caches one handle per PGDATA per process, with the postmaster info of the
+    # time; after a crash of that server the cached handle points at a dead process
+    PostgresServer._instances.pop(pgdata, None)
     try:
         server = get_server(pgdata, cleanup_mode=None)
     except subprocess.TimeoutExpired as exc:
@@ -144,12 +148,20 @@ def _clear_reused_pid(pgdata: Path) -> None:
     that is not our postmaster means pid reuse, which both the package and PostgreSQL
     would take for a running server, so only then the pid and socket lock files go."""
     lines = _read_pid_file(pgdata)
-    if lines is None or not lines[0].strip().isdigit() or not psutil.pid_exists(int(lines[0])):
+    if lines is None or not lines[0].strip().isdigit():
         return
-    if len(lines) > 6 and lines[6].split() and _shm_attached(lines[6].split()[-1]):
-        raise EmbeddedPostgresError(
-            f"{pgdata}: processes of an earlier server are still attached to its shared "
-            "memory; not starting a second server on the same data")
+    shm = lines[6].split() if len(lines) > 6 else []
+    if shm:
+        # backends of a killed postmaster exit on their own, but not instantly
+        deadline = time.monotonic() + _SHM_WAIT_S
+        while _shm_attached(shm[-1]):
+            if time.monotonic() > deadline:
+                raise EmbeddedPostgresError(
+                    f"{pgdata}: processes of an earlier server are still attached to its "
+                    "shared memory; not starting a second server on the same data")
+            time.sleep(0.1)
+    if not psutil.pid_exists(int(lines[0])):
+        return
     log.warning("removing stale postmaster.pid: pid %s is not a postgres serving %s",
                 lines[0].strip(), pgdata)
     (pgdata / "postmaster.pid").unlink(missing_ok=True)
