@@ -30,7 +30,7 @@ def from_dt_opt(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
 
-_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)[^@/?#]*(?P<tail>@)", re.I)
+_PASSWORD_IN_URL = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@?#]*:)[^/?#]*(?P<tail>@)", re.I)
 _PASSWORD_PARAM = re.compile(r"(?P<head>[?&]password=)[^&#]*", re.I)
 
 
