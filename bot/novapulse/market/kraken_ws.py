@@ -118,6 +118,7 @@ class KrakenWsClient:
         )
         self.health = FeedHealth(disconnected_since=clock())
         self._closers = {pair: CandleCloser(pair) for pair in self.pairs}
+        self._newest_ts: dict[str, int] = {}
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._req_id = 0
@@ -159,12 +160,11 @@ class KrakenWsClient:
         log.info("Kraken feed stopped")
 
     def is_history(self, candle: Candle) -> bool:
-        """Whether a closed candle is more than one interval behind the candle in progress:
-        true of the backlog a snapshot replays after a (re)connect, false of a candle that has
-        just closed."""
-        closer = self._closers.get(candle.pair)
-        current = closer.in_progress if closer is not None else None
-        return current is not None and current.ts - candle.ts > candle.interval_s
+        """Whether a closed candle is more than one interval behind the newest candle the feed
+        has shown for its pair: true of the backlog a snapshot replays after a (re)connect,
+        false of a candle that has just closed."""
+        newest = self._newest_ts.get(candle.pair)
+        return newest is not None and newest - candle.ts > candle.interval_s
 
     def stop(self) -> None:
         self._stop.set()
@@ -236,6 +236,10 @@ class KrakenWsClient:
 
     def _handle_candles(self, update: kp.OhlcUpdate) -> None:
         now = self._clock()
+        newest = self._newest_ts
+        for candle in update.candles:
+            if candle.ts > newest.get(candle.pair, -1):
+                newest[candle.pair] = candle.ts
         for candle in sorted(update.candles, key=lambda c: (c.pair, c.ts)):
             closer = self._closers.get(candle.pair)
             if closer is None:
