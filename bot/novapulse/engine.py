@@ -26,7 +26,7 @@ from novapulse.thoughts import ThoughtLog
 
 log = logging.getLogger("novapulse.engine")
 
-GUARDRAIL_TICK_SECONDS = 60.0
+GUARDRAIL_TICK_SECONDS = 600.0
 EXIT_SIGNAL = "strategy exit signal"
 EXIT_MANUAL = "close all via control"
 
@@ -185,17 +185,22 @@ class Engine:
                           {"trade_id": trade.trade_id, "pnl": trade.pnl})
         self.book.record_result([n for n in trade.strategy.split(",") if n], trade.pnl, now)
         self._tick_guardrails(now)
+        self._retune()
         for message in self.risk.record_close(trade.pnl, now, self.equity()):
             self.thoughts.add(now, "pause", message, trade.pair, {"paused_by": "risk_rule"},
                               level=logging.WARNING)
         return Execution(trade, order)
 
     def _tick_guardrails(self, now: float) -> None:
+        """Let the guardrail disable or re-enable strategies. Results only change when a trade
+        closes, so between closes a coarse tick is enough to re-enable on time."""
         for event in self.book.tick(now):
             self.thoughts.add(now, "guardrail", event.message, None, {"strategy": event.strategy},
                               level=logging.WARNING)
         self._disabled = self.book.disabled(now)
         self._next_guardrail_tick = now + GUARDRAIL_TICK_SECONDS
+
+    def _retune(self) -> None:
         if self.config.ai.auto_tune_enabled:
             configured = self.config.ai.strategy_weights
             self.ensemble.update_weights({name: configured.get(name, 1.0) * weight
@@ -284,3 +289,4 @@ class Engine:
                                     pause.get("since") or 0.0)
         if checkpoint.get("strategies"):
             self.book.restore(checkpoint["strategies"])
+            self._retune()
