@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> None:
         registry=registry,
         standalone=args.standalone,
         priority=args.priority,
-        peering_name=args.peering_name,
+        # A peering name makes peering mandatory (the peering CRD must exist): not standalone.
+        peering_name=None if args.standalone else args.peering_name,
         liveness_endpoint=args.liveness or None,
         clusterwide=not args.namespace,
         namespaces=args.namespace,

@@ -71,9 +71,7 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
         prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
-    settings.peering.name = cfg.peering_name
     settings.peering.priority = cfg.priority
-    settings.peering.clusterwide = True
     settings.posting.reporting_component = "novapulse-operator"
     settings.posting.level = logging.INFO
 

@@ -6,6 +6,7 @@ Idempotent: every child is applied by name, so a reconcile cut off half-way and 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -57,7 +58,7 @@ async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, em
     name = manifests.generated_dashboard_secret_name(owner)
     if await client.get("v1", "Secret", owner.namespace, name) is not None:
         return
-    result = await client.apply(generated.dashboard_secret(owner))
+    result = await client.apply(await asyncio.to_thread(generated.dashboard_secret, owner))
     if result == "created":
         emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
 
