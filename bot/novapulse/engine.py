@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +66,11 @@ class Engine:
         self.closed_count = 0
         self.realized_pnl = 0.0
         self._disabled: set[str] = set()
+        self.manually_disabled: set[str] = set()
+        self.strategy_names = [s.name for s in strategies]
         self._next_guardrail_tick = -math.inf
         self._min_confidence = config.risk.min_confidence
+        self._market_now: float | None = None
 
     # --- state ------------------------------------------------------------------------------
     def equity(self) -> float:
@@ -74,6 +78,10 @@ class Engine:
         for pair, trade in self.positions.items():
             held += trade.quantity * self.last_price.get(pair, trade.entry_price)
         return self.cash + held
+
+    def market_now(self) -> float:
+        """The close time of the newest candle decided on; wall time before the first."""
+        return self._market_now if self._market_now is not None else time.time()
 
     def indicators_for(self, pair: str) -> PairIndicators:
         ind = self.indicators.get(pair)
@@ -99,6 +107,8 @@ class Engine:
         if candle.ts <= self.decide_after.get(pair, -1):
             return []
         now = float(candle.close_ts)
+        if self._market_now is None or now > self._market_now:
+            self._market_now = now
         self.risk.roll_day(now, self.equity())
         if now >= self._next_guardrail_tick:
             self._tick_guardrails(now)
@@ -197,7 +207,7 @@ class Engine:
         for event in self.book.tick(now):
             self.thoughts.add(now, "guardrail", event.message, None, {"strategy": event.strategy},
                               level=logging.WARNING)
-        self._disabled = self.book.disabled(now)
+        self._disabled = self.book.disabled(now) | self.manually_disabled
         self._next_guardrail_tick = now + GUARDRAIL_TICK_SECONDS
 
     def _retune(self) -> None:
@@ -224,6 +234,24 @@ class Engine:
                           f"{previous[1]})", None, {"resumed_by": str(by or "control")})
         return True
 
+    def set_strategy_enabled(self, name: str, enabled: bool, now: float) -> bool:
+        """Switch a strategy on or off by hand; returns whether anything changed."""
+        if name not in self.strategy_names:
+            raise KeyError(name)
+        if enabled == (name not in self.manually_disabled):
+            return False
+        if enabled:
+            self.manually_disabled.discard(name)
+        else:
+            self.manually_disabled.add(name)
+        self._disabled = self.book.disabled(now) | self.manually_disabled
+        self.thoughts.add(now, "strategy", f"Strategy {name} {'enabled' if enabled else 'disabled'}"
+                          " via control", None, {"strategy": name, "enabled": enabled})
+        return True
+
+    def disabled_strategies(self) -> set[str]:
+        return set(self._disabled)
+
     def close_all(self, now: float) -> list[Execution]:
         return [
             self._close(trade, self.last_price.get(trade.pair, trade.entry_price), EXIT_MANUAL, now)
@@ -249,6 +277,7 @@ class Engine:
                       "paused_by": str(pause.paused_by) if pause.paused_by else None,
                       "since": pause.since},
             "strategies": self.book.snapshot(),
+            "manually_disabled": sorted(self.manually_disabled),
         }
 
     def restore(self, trades: list[Trade], checkpoint: dict[str, Any] | None) -> None:
@@ -287,6 +316,9 @@ class Engine:
             self.risk.pause_trading(pause.get("reason", ""),
                                     PausedBy(pause.get("paused_by") or "manual"),
                                     pause.get("since") or 0.0)
+        self.manually_disabled = set(checkpoint.get("manually_disabled", [])) & set(
+            self.strategy_names)
+        self._disabled |= self.manually_disabled
         if checkpoint.get("strategies"):
             self.book.restore(checkpoint["strategies"])
             self._retune()

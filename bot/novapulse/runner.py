@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
+import socket
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +75,10 @@ def parse_feed_spec(text: str, speed: float = 300.0) -> FeedSpec:
     raise FeedSpecError(f"--feed {text!r}: expected kraken, replay:FILE[,FILE...] or ws://URL")
 
 
+EQUITY_SAMPLE_SECONDS = 5.0
+EQUITY_CURVE_POINTS = 5_000
+
+
 @dataclass
 class RunnerState:
     started_at: float = field(default_factory=time.time)
@@ -79,7 +86,12 @@ class RunnerState:
     candles: int = 0
     executions: int = 0
     store_errors: int = 0
+    db_ok: bool = False
+    warmed_up: bool = False
+    error_trades: int = 0
     decision_latency_s: list[float] = field(default_factory=list)
+    equity_curve: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=EQUITY_CURVE_POINTS))
 
 
 class BotRunner:
@@ -100,6 +112,7 @@ class BotRunner:
         self.client: KrakenWsClient | None = None
         self.replay: ReplayServer | None = None
         self.pairs = list(config.trading.pairs)
+        self.instance_name = os.environ.get("POD_NAME") or socket.gethostname()
 
     # --- lifecycle --------------------------------------------------------------------------
     async def run(self) -> int:
@@ -120,6 +133,7 @@ class BotRunner:
                 dsn = embedded.dsn
             self.store = store = await Store.connect(
                 dsn, lock_timeout_s=self.config.database.lock_timeout_seconds)
+            self.state.db_ok = True
             applied = await store.migrate()
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
@@ -140,6 +154,7 @@ class BotRunner:
 
     async def _restore(self, store: Store) -> None:
         trades = await store.all_trades()
+        self.state.error_trades = sum(1 for t in trades if t.status == "error")
         checkpoint = await store.load_checkpoint()
         self.engine.restore(trades, checkpoint)
         if self.engine.positions:
@@ -166,6 +181,7 @@ class BotRunner:
             self.replay = ReplayServer(sources, host="127.0.0.1", port=0, speed=spec.speed,
                                        start_index=warmup)
             await self.replay.start()
+            self.state.warmed_up = True
             url = self.replay.url
             log.info("replay feed: %s at %gx on %s", ", ".join(self.pairs), spec.speed, url)
         elif spec.kind == "url":
@@ -176,6 +192,7 @@ class BotRunner:
             for candles in fetched.values():
                 for candle in candles:
                     self.engine.warm_up(candle)
+            self.state.warmed_up = True
         self.client = KrakenWsClient(url, self.pairs, interval, self._on_candle, self.config.feed)
 
     def _on_candle(self, candle: Candle) -> None:
@@ -229,14 +246,18 @@ class BotRunner:
                 continue
             age = client.health.data_age(candle.pair, time.time()) if client else None
             executions = engine.on_candle(candle, age or 0.0)
+            self.state.warmed_up = True
             self.state.decision_latency_s.append(time.perf_counter() - received)
             if len(self.state.decision_latency_s) > 4096:
                 del self.state.decision_latency_s[:2048]
             self.state.candles += 1
             for execution in executions:
-                await self._persist(store, execution)
+                await self.persist(execution)
 
-    async def _persist(self, store: Store, execution: Execution) -> None:
+    async def persist(self, execution: Execution) -> None:
+        """Store one execution, retrying until the store takes it: a fill is never dropped."""
+        store = self.store
+        assert store is not None
         attempt = 0
         while True:
             try:
@@ -262,9 +283,14 @@ class BotRunner:
             self._circuit_breaker()
             try:
                 await self._flush(store)
+                self.state.db_ok = True
             except Exception as exc:
                 self.state.store_errors += 1
+                self.state.db_ok = False
                 log.error("store flush failed: %s", exc)
+            curve = self.state.equity_curve
+            if not curve or time.time() - curve[-1][0] >= EQUITY_SAMPLE_SECONDS:
+                curve.append((time.time(), self.engine.equity()))
             if now >= next_heartbeat:
                 await asyncio.to_thread(file_lock.heartbeat)
                 next_heartbeat = now + self.config.instance.heartbeat_seconds

@@ -43,8 +43,15 @@ class ThoughtLog:
             listener(thought)
         return thought
 
-    def subscribe(self, listener: Callable[[Thought], None]) -> None:
+    def subscribe(self, listener: Callable[[Thought], None]) -> Callable[[], None]:
+        """Call `listener` with every new thought; returns the function that unsubscribes."""
         self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
 
     def recent(self, limit: int | None = None) -> list[Thought]:
         items = list(self._recent)

@@ -1,0 +1,179 @@
+"""What a running bot offers its control surfaces (the HTTP API, the dashboard, Telegram):
+read its state, pause, resume, close all, switch strategies. One façade over the runner, so
+the API never reaches into the engine or the store itself."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from novapulse import __version__
+from novapulse.models import Thought, Trade
+from novapulse.risk import PausedBy
+
+if TYPE_CHECKING:
+    from novapulse.runner import BotRunner
+
+log = logging.getLogger("novapulse.service")
+
+
+def trade_to_dict(trade: Trade) -> dict[str, Any]:
+    data = asdict(trade)
+    data["side"] = str(trade.side)
+    data["status"] = str(trade.status)
+    data.pop("extra", None)
+    return data
+
+
+def thought_to_dict(thought: Thought) -> dict[str, Any]:
+    return {"ts": thought.ts, "kind": thought.kind, "pair": thought.pair,
+            "message": thought.message, "data": dict(thought.data)}
+
+
+class BotService:
+    def __init__(self, runner: BotRunner) -> None:
+        self._runner = runner
+        self._control_lock = asyncio.Lock()
+
+    # --- probes -----------------------------------------------------------------------------
+    def health(self) -> tuple[bool, str]:
+        """Liveness: the main loop has ticked recently."""
+        stalled_for = time.monotonic() - self._runner.state.last_loop_tick
+        limit = self._runner.config.monitoring.main_loop_stall_seconds
+        if stalled_for > limit:
+            return False, f"main loop stalled for {stalled_for:.0f}s (limit {limit:g}s)"
+        return True, "ok"
+
+    def ready(self) -> tuple[bool, str]:
+        """Readiness: the store is connected and warm-up is done."""
+        runner = self._runner
+        if runner.store is None:
+            return False, "store not connected"
+        if not runner.state.db_ok:
+            return False, "store unreachable"
+        if not runner.state.warmed_up:
+            return False, "warm-up in progress"
+        return True, "ok"
+
+    # --- reads ------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        runner = self._runner
+        engine = runner.engine
+        pause = engine.risk.pause
+        health = runner.client.health if runner.client else None
+        now = time.time()
+        feed = {pair: (health.data_age(pair, now) if health else None) for pair in runner.pairs}
+        return {
+            "mode": engine.mode,
+            "paused": pause.paused,
+            "pause_reason": pause.reason or None,
+            "paused_by": str(pause.paused_by) if pause.paused_by else None,
+            "ws_connected": bool(health and health.ws_connected),
+            "feed": feed,
+            "open_positions": len(engine.positions),
+            "equity": engine.equity(),
+            "daily_pnl": engine.risk.state.daily_realized_pnl,
+            "bankroll": engine.cash,
+            "strategies_disabled": sorted(engine.disabled_strategies()),
+            "error_trades": runner.state.error_trades,
+            "db_ok": runner.state.db_ok,
+            "analytics_ok": None if not runner.config.analytics.enabled else False,
+            "ml_ok": None,
+            "version": __version__,
+            "instance": runner.instance_name,
+            "uptime_s": round(now - runner.state.started_at, 1),
+        }
+
+    def thoughts(self, limit: int = 100) -> list[dict[str, Any]]:
+        return [thought_to_dict(t) for t in self._runner.thoughts.recent(limit)]
+
+    def subscribe_thoughts(self, listener: Callable[[Thought], None]) -> Callable[[], None]:
+        """Push each new thought to `listener`; returns the function that unsubscribes."""
+        return self._runner.thoughts.subscribe(listener)
+
+    def risk(self) -> list[dict[str, Any]]:
+        engine = self._runner.engine
+        return engine.risk.report(now=engine.market_now(), equity=engine.equity(),
+                                  open_positions=len(engine.positions))
+
+    def strategies(self) -> list[dict[str, Any]]:
+        engine = self._runner.engine
+        disabled = engine.disabled_strategies()
+        rows = []
+        for name in engine.strategy_names:
+            stats = engine.book.stats(name, engine.market_now())
+            rows.append({
+                "name": name, "weight": stats.weight, "trades": stats.trades,
+                "win_rate": stats.win_rate, "profit_factor": stats.profit_factor,
+                "runtime_disabled": stats.runtime_disabled,
+                "disabled_until": stats.disabled_until,
+                "manually_disabled": name in engine.manually_disabled,
+                "enabled": name not in disabled,
+            })
+        return rows
+
+    def positions(self) -> list[dict[str, Any]]:
+        engine = self._runner.engine
+        rows = []
+        for trade in engine.positions.values():
+            row = trade_to_dict(trade)
+            price = engine.last_price.get(trade.pair, trade.entry_price)
+            row["last_price"] = price
+            row["unrealized_pnl"] = (price - trade.entry_price) * trade.quantity - trade.entry_fee
+            rows.append(row)
+        return rows
+
+    async def trades(self, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+        store = self._runner.store
+        if store is None:
+            return []
+        return [trade_to_dict(t) for t in await store.trades(limit=limit, status=status)]
+
+    def equity_curve(self) -> list[tuple[float, float]]:
+        return list(self._runner.state.equity_curve)
+
+    async def performance(self) -> dict[str, Any]:
+        engine = self._runner.engine
+        st = engine.risk.state
+        closed = st.wins + st.losses
+        start = engine.config.trading.starting_bankroll
+        return {
+            "closed_trades": closed,
+            "wins": st.wins,
+            "losses": st.losses,
+            "win_rate": st.wins / closed if closed else 0.0,
+            "profit_factor": st.sum_wins / st.sum_losses if st.sum_losses else None,
+            "realized_pnl": engine.realized_pnl,
+            "equity": engine.equity(),
+            "total_return_pct": (engine.equity() - start) / start * 100.0,
+            "drawdown_pct": engine.risk.drawdown_pct(engine.equity()),
+            "peak_equity": st.peak_equity,
+        }
+
+    # --- control ----------------------------------------------------------------------------
+    async def pause(self, reason: str, by: PausedBy) -> bool:
+        async with self._control_lock:
+            return self._runner.engine.pause(reason, by, time.time())
+
+    async def resume(self, by: PausedBy | None = None) -> bool:
+        """Without `by`, lifts any pause (an admin's act); with it, only that party's pause."""
+        async with self._control_lock:
+            return self._runner.engine.resume(time.time(), by)
+
+    async def close_all(self) -> list[str]:
+        """Close every open position now; each close is stored before this returns."""
+        async with self._control_lock:
+            engine = self._runner.engine
+            executions = engine.close_all(engine.market_now())
+            for execution in executions:
+                await self._runner.persist(execution)
+            return [e.trade.trade_id for e in executions]
+
+    async def set_strategy_enabled(self, name: str, enabled: bool) -> bool:
+        async with self._control_lock:
+            engine = self._runner.engine
+            return engine.set_strategy_enabled(name, enabled, engine.market_now())
