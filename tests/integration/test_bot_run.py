@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import signal
 import sys
 import time
@@ -20,6 +19,7 @@ import asyncpg
 import pytest
 
 from novapulse.market.replay_server import ReplayServer
+from support.bot_env import bot_environment
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
 FILES = ["ETH_BTC-5m.csv.gz", "LTC_BTC-5m.csv.gz", "XLM_BTC-5m.csv.gz", "ADA_BTC-5m.csv.gz"]
@@ -28,26 +28,14 @@ SPEED = 15_000.0  # a 5-minute candle every 20 ms
 
 
 def bot_env(dsn: str, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOVAPULSE__")}
-    env.update({
-        "DATABASE_URL": dsn,
-        "NOVAPULSE__TRADING__PAIRS": PAIRS,
-        # Loose gates so a short replay trades often; the gates have their own tests.
-        "NOVAPULSE__RISK__MIN_CONFIDENCE": "0.3",
-        "NOVAPULSE__RISK__GLOBAL_COOLDOWN_SECONDS": "0",
-        "NOVAPULSE__RISK__MAX_TRADES_PER_HOUR": "100",
-        "NOVAPULSE__RISK__MAX_CONSECUTIVE_LOSSES": "100",
-        "NOVAPULSE__RISK__MAX_DRAWDOWN_PCT": "100",
-        "NOVAPULSE__RISK__MAX_DAILY_LOSS_PCT": "100",
+    return bot_environment(dsn, PAIRS, **{
         "NOVAPULSE__RISK__STOP_LOSS_PCT": "0.8",
         "NOVAPULSE__RISK__TAKE_PROFIT_PCT": "0.8",
         "NOVAPULSE__RISK__STALE_DATA_SECONDS": "60",
         "NOVAPULSE__FEED__RECONNECT_INITIAL_SECONDS": "0.1",
         "NOVAPULSE__FEED__RECONNECT_MAX_SECONDS": "0.5",
-        "PYTHONUNBUFFERED": "1",
+        **extra,
     })
-    env.update(extra)
-    return env
 
 
 class BotProcess:
