@@ -1,0 +1,170 @@
+"""Response and request bodies of the control API: the OpenAPI schema is generated from these,
+and every response is validated against them (a drifting field fails a test, not a user)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PausedByName = Literal["manual", "operator", "risk_rule", "circuit_breaker"]
+Scalar = float | int | str | bool | None
+
+
+def finite(value: Any) -> Any:
+    """The value with every NaN or infinity replaced by None (JSON has no such numbers)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Probe(_Model):
+    ok: bool
+    detail: str
+
+
+class Status(_Model):
+    mode: Literal["paper", "canary", "live"]
+    paused: bool
+    pause_reason: str | None
+    paused_by: PausedByName | None
+    ws_connected: bool
+    feed: dict[str, float | None] = Field(description="Seconds since the last data, per pair")
+    open_positions: int
+    equity: float | None
+    daily_pnl: float | None
+    bankroll: float | None
+    strategies_disabled: list[str]
+    error_trades: int
+    db_ok: bool
+    analytics_ok: bool | None
+    ml_ok: bool | None
+    version: str
+    instance: str
+    uptime_s: float
+
+
+class ThoughtOut(_Model):
+    ts: float
+    kind: str
+    pair: str | None
+    message: str
+    data: dict[str, Scalar]
+
+
+class Thoughts(_Model):
+    thoughts: list[ThoughtOut]
+
+
+class GateState(_Model):
+    gate: str
+    blocking: bool
+    value: Scalar
+    limit: Scalar
+
+
+class Risk(_Model):
+    gates: list[GateState]
+
+
+class StrategyOut(_Model):
+    name: str
+    weight: float | None
+    trades: int
+    win_rate: float | None
+    profit_factor: float | None
+    runtime_disabled: bool
+    disabled_until: float | None
+    manually_disabled: bool
+    enabled: bool
+
+
+class Strategies(_Model):
+    strategies: list[StrategyOut]
+
+
+class TradeOut(_Model):
+    trade_id: str
+    pair: str
+    side: Literal["buy", "sell"]
+    status: Literal["open", "closed", "error"]
+    entry_price: float
+    quantity: float
+    entry_time: float
+    strategy: str
+    stop_loss: float | None
+    take_profit: float | None
+    entry_fee: float
+    exit_price: float | None
+    exit_time: float | None
+    exit_fee: float
+    pnl: float | None
+    trailing_stop: float | None
+    highest_price: float | None
+    lowest_price: float | None
+    notes: str
+    mode: str
+
+
+class PositionOut(TradeOut):
+    last_price: float | None
+    unrealized_pnl: float | None
+
+
+class Positions(_Model):
+    positions: list[PositionOut]
+
+
+class Trades(_Model):
+    trades: list[TradeOut]
+
+
+class Performance(_Model):
+    closed_trades: int
+    wins: int
+    losses: int
+    win_rate: float | None
+    profit_factor: float | None
+    realized_pnl: float | None
+    equity: float | None
+    total_return_pct: float | None
+    drawdown_pct: float | None
+    peak_equity: float | None
+
+
+class Equity(_Model):
+    points: list[tuple[float, float]] = Field(description="[unix time, equity] pairs, oldest first")
+
+
+class PauseRequest(_Model):
+    reason: str = Field("manual pause via API", min_length=1, max_length=500)
+
+
+class ControlResult(_Model):
+    changed: bool = Field(description="False when the bot was already in the asked state")
+    paused: bool
+    paused_by: PausedByName | None
+    pause_reason: str | None
+
+
+class ClosedAll(_Model):
+    closed: list[str] = Field(description="Ids of the trades closed")
+
+
+class StrategySwitch(_Model):
+    name: str
+    enabled: bool
+    changed: bool
+
+
+class ErrorBody(_Model):
+    detail: str

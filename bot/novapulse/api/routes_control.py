@@ -1,0 +1,105 @@
+"""Control endpoints (admin key, or dashboard session with its CSRF token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, HTTPException
+
+from novapulse.api.auth import Caller
+from novapulse.api.context import AdminCaller, ApiContext
+from novapulse.api.models import (
+    ClosedAll,
+    ControlResult,
+    ErrorBody,
+    PauseRequest,
+    StrategySwitch,
+)
+from novapulse.risk import PausedBy
+
+CONTROL_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no key, wrong key, no session"},
+    403: {"model": ErrorBody, "description": "read-only key, or a session without CSRF token"},
+    503: {"model": ErrorBody, "description": "the main loop does not answer"},
+}
+DEFAULT_PAUSE_REASON = "manual pause via API"
+PausedByHeader = Annotated[
+    Literal["manual", "operator"] | None,
+    Header(alias="X-Paused-By", description="`operator`: the operator marks its own pause "
+                                            "(admin key only)"),
+]
+
+
+def _party(caller: Caller, header: str | None) -> PausedBy | None:
+    if header != "operator":
+        return None
+    if caller.via_session:
+        raise HTTPException(403, "X-Paused-By: operator needs the admin key")
+    return PausedBy.OPERATOR
+
+
+def control_router(ctx: ApiContext) -> APIRouter:
+    router = APIRouter(prefix="/api/v1", tags=["control"], responses=CONTROL_ERRORS)
+    service = ctx.service
+    gateway = ctx.gateway
+
+    def result(changed: bool) -> dict[str, Any]:
+        status = service.status()
+        return {"changed": changed, "paused": status["paused"],
+                "paused_by": status["paused_by"], "pause_reason": status["pause_reason"]}
+
+    @router.post("/control/pause", response_model=ControlResult)
+    async def pause(caller: AdminCaller, paused_by: PausedByHeader = None,
+                    body: Annotated[PauseRequest | None, Body()] = None) -> Any:
+        """Pause new entries. `paused_by` is `manual`, or `operator` with that header.
+        Already paused: nothing changes (`changed: false`), the first pause keeps its reason."""
+        by = _party(caller, paused_by) or PausedBy.MANUAL
+        reason = body.reason if body else DEFAULT_PAUSE_REASON
+
+        async def act() -> dict[str, Any]:
+            return result(await service.pause(reason, by))
+
+        return await gateway.run(act)
+
+    @router.post("/control/resume", response_model=ControlResult,
+                 responses={409: {"model": ErrorBody,
+                                  "description": "X-Paused-By: operator, but someone else "
+                                                 "paused"}})
+    async def resume(caller: AdminCaller, paused_by: PausedByHeader = None) -> Any:
+        """Lift the pause. With `X-Paused-By: operator`, only a pause the operator made."""
+        by = _party(caller, paused_by)
+
+        async def act() -> dict[str, Any]:
+            changed = await service.resume(by)
+            return result(changed)
+
+        outcome = await gateway.run(act)
+        if by is not None and outcome["paused"] and outcome["paused_by"] != str(by):
+            raise HTTPException(409, f"paused by {outcome['paused_by']}, not by {by}: "
+                                     "left as it is")
+        return outcome
+
+    @router.post("/control/close_all", response_model=ClosedAll)
+    async def close_all(_: AdminCaller) -> Any:
+        """Close every open position now; returns the ids of the trades closed."""
+        return {"closed": await gateway.run(service.close_all)}
+
+    async def switch(name: str, enabled: bool) -> dict[str, Any]:
+        try:
+            changed = await gateway.run(lambda: service.set_strategy_enabled(name, enabled))
+        except KeyError:
+            raise HTTPException(404, "no such strategy") from None
+        return {"name": name, "enabled": enabled, "changed": changed}
+
+    not_found: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody}}
+
+    @router.post("/strategies/{name}/enable", response_model=StrategySwitch, responses=not_found)
+    async def enable(name: str, _: AdminCaller) -> Any:
+        return await switch(name, True)
+
+    @router.post("/strategies/{name}/disable", response_model=StrategySwitch,
+                 responses=not_found)
+    async def disable(name: str, _: AdminCaller) -> Any:
+        return await switch(name, False)
+
+    return router
