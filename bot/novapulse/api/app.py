@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -57,6 +59,24 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+def _precise_openapi(app: FastAPI) -> dict[str, Any]:
+    """The generated schema, with one fix: an optional header or query parameter is absent
+    when unset, never `null` (there is no null in a header), so drop the null branch."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    choices = parameter.get("schema", {}).get("anyOf")
+                    if choices and {"type": "null"} in choices:
+                        rest = [c for c in choices if c != {"type": "null"}]
+                        if len(rest) == 1:
+                            parameter["schema"] = {**parameter["schema"], **rest[0]}
+                            del parameter["schema"]["anyOf"]
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def create_app(service: BotService, auth: AuthSettings, *, metrics: BotMetrics | None = None,
                gateway: BotGateway | None = None, static_dir: Path = STATIC_DIR,
                sse_keepalive_s: float = SSE_KEEPALIVE_SECONDS) -> FastAPI:
@@ -83,5 +103,6 @@ def create_app(service: BotService, auth: AuthSettings, *, metrics: BotMetrics |
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.add_middleware(SecurityHeaders)
+    app.openapi = lambda: _precise_openapi(app)  # type: ignore[method-assign]
     app.state.context = ctx
     return app

@@ -4,7 +4,7 @@ and every response is validated against them (a drifting field fails a test, not
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -142,7 +142,8 @@ class Performance(_Model):
 
 
 class Equity(_Model):
-    points: list[tuple[float, float]] = Field(description="[unix time, equity] pairs, oldest first")
+    points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
+        description="[unix time, equity] pairs, oldest first")
 
 
 class PauseRequest(_Model):
@@ -167,4 +168,5 @@ class StrategySwitch(_Model):
 
 
 class ErrorBody(_Model):
-    detail: str
+    detail: str | list[dict[str, Any]] = Field(
+        description="What went wrong; a list of field errors when the request was malformed")

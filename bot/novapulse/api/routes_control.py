@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, HTTPException
+from fastapi import APIRouter, Header, HTTPException, Request
+from pydantic import ValidationError
 
 from novapulse.api.auth import Caller
 from novapulse.api.context import AdminCaller, ApiContext
@@ -22,12 +23,29 @@ CONTROL_ERRORS: dict[int | str, dict[str, Any]] = {
     403: {"model": ErrorBody, "description": "read-only key, or a session without CSRF token"},
     503: {"model": ErrorBody, "description": "the main loop does not answer"},
 }
-DEFAULT_PAUSE_REASON = "manual pause via API"
 PausedByHeader = Annotated[
     Literal["manual", "operator"] | None,
     Header(alias="X-Paused-By", description="`operator`: the operator marks its own pause "
                                             "(admin key only)"),
 ]
+
+
+PAUSE_BODY: dict[str, Any] = {"requestBody": {
+    "required": False,
+    "content": {"application/json": {"schema": PauseRequest.model_json_schema()}},
+}}
+
+
+async def _pause_request(request: Request) -> PauseRequest:
+    """The optional body, read only once the caller is known to be an admin (an anonymous
+    caller learns nothing but 401, whatever it sends)."""
+    raw = await request.body()
+    if not raw.strip():
+        return PauseRequest()
+    try:
+        return PauseRequest.model_validate_json(raw)
+    except ValidationError as exc:
+        raise HTTPException(422, "body must be {\"reason\": \"...\"} (1-500 characters)") from exc
 
 
 def _party(caller: Caller, header: str | None) -> PausedBy | None:
@@ -48,13 +66,15 @@ def control_router(ctx: ApiContext) -> APIRouter:
         return {"changed": changed, "paused": status["paused"],
                 "paused_by": status["paused_by"], "pause_reason": status["pause_reason"]}
 
-    @router.post("/control/pause", response_model=ControlResult)
-    async def pause(caller: AdminCaller, paused_by: PausedByHeader = None,
-                    body: Annotated[PauseRequest | None, Body()] = None) -> Any:
+    @router.post("/control/pause", response_model=ControlResult, openapi_extra=PAUSE_BODY,
+                 responses={422: {"model": ErrorBody, "description": "the body is not valid"}})
+    async def pause(caller: AdminCaller, request: Request,
+                    paused_by: PausedByHeader = None) -> Any:
         """Pause new entries. `paused_by` is `manual`, or `operator` with that header.
-        Already paused: nothing changes (`changed: false`), the first pause keeps its reason."""
+        Already paused: nothing changes (`changed: false`), the first pause keeps its reason.
+        The body is optional; without one the reason is "manual pause via API"."""
         by = _party(caller, paused_by) or PausedBy.MANUAL
-        reason = body.reason if body else DEFAULT_PAUSE_REASON
+        reason = (await _pause_request(request)).reason
 
         async def act() -> dict[str, Any]:
             return result(await service.pause(reason, by))
