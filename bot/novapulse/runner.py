@@ -13,11 +13,18 @@ import logging
 import os
 import signal
 import socket
+import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from novapulse.api.app import create_app
+from novapulse.api.auth import AuthSettings
+from novapulse.api.gateway import BotGateway
+from novapulse.api.metrics import BotMetrics
+from novapulse.api.server import ApiServer, ApiServerError
 from novapulse.config import Config
 from novapulse.engine import Engine, Execution
 from novapulse.execution.paper import PaperExecutor
@@ -28,6 +35,8 @@ from novapulse.market.replay_server import ReplayServer
 from novapulse.market.warmup import fetch_warmup
 from novapulse.models import Candle
 from novapulse.risk import PausedBy
+from novapulse.secrets import DashboardSecrets, dashboard_secrets, login_banner, startup_problems
+from novapulse.service import BotService
 from novapulse.store.embedded import start_embedded_postgres
 from novapulse.store.postgres import Store
 from novapulse.thoughts import ThoughtLog
@@ -35,6 +44,7 @@ from novapulse.thoughts import ThoughtLog
 log = logging.getLogger("novapulse.runner")
 
 EXIT_OK = 0
+EXIT_CONFIG = 2
 EXIT_ALREADY_RUNNING = 3
 EXIT_LOCK_LOST = 4
 EXIT_STARTUP = 5
@@ -95,8 +105,11 @@ class RunnerState:
 
 
 class BotRunner:
-    def __init__(self, config: Config, feed: FeedSpec) -> None:
+    def __init__(self, config: Config, feed: FeedSpec,
+                 dashboard: DashboardSecrets | None = None) -> None:
+        """`dashboard`: the API's secrets; without them the bot runs with no API (tests)."""
         self.config = config
+        self.dashboard = dashboard
         self.feed_spec = feed
         self.data_dir = Path(config.instance.data_dir)
         self.thoughts = ThoughtLog(config.dashboard.thought_feed_max)
@@ -112,7 +125,19 @@ class BotRunner:
         self.client: KrakenWsClient | None = None
         self.replay: ReplayServer | None = None
         self.pairs = list(config.trading.pairs)
-        self.instance_name = os.environ.get("POD_NAME") or socket.gethostname()
+        self.instance_name = (os.environ.get("NOVAPULSE_POD_NAME") or os.environ.get("POD_NAME")
+                              or socket.gethostname())
+        self.metrics = BotMetrics()
+        self.metrics.watch_loop(lambda: self.state.last_loop_tick)
+        self.thoughts.subscribe(self.metrics.thought)
+        self.service = BotService(self)
+        self.api: ApiServer | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """How often the main loop proves it is alive: well inside the stall limit."""
+        return min(HOUSEKEEPING_SECONDS, self.config.monitoring.main_loop_stall_seconds / 4)
 
     # --- lifecycle --------------------------------------------------------------------------
     async def run(self) -> int:
@@ -142,6 +167,11 @@ class BotRunner:
                           "for identity %r — two bots on one account would place double orders",
                           identity)
                 return EXIT_ALREADY_RUNNING
+            try:
+                await self.start_api()
+            except ApiServerError as exc:
+                log.error("refusing to start: %s", exc)
+                return EXIT_STARTUP
             await self._restore(store)
             await self._start_feed()
             self._install_signal_handlers()
@@ -151,6 +181,28 @@ class BotRunner:
             file_lock.release()
             if embedded is not None:
                 await asyncio.to_thread(embedded.stop)
+
+    async def start_api(self) -> None:
+        """Serve the API on its own thread (see `novapulse.api.server`) and start the main
+        loop's heartbeat that its health endpoint watches."""
+        self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
+        if self.dashboard is None:
+            return
+        dashboard = self.config.dashboard
+        app = create_app(self.service, AuthSettings.from_secrets(self.dashboard),
+                         metrics=self.metrics,
+                         gateway=BotGateway(asyncio.get_running_loop(),
+                                            timeout_s=min(5.0, self.heartbeat_seconds * 4)))
+        self.api = ApiServer(app, dashboard.host, dashboard.port)
+        await self.api.start()
+        log.info("API listening on %s:%d", dashboard.host, self.api.port)
+        # The console only, once: a generated password never reaches a log handler or the store.
+        print(login_banner(self.api.url, self.dashboard), file=sys.stderr, flush=True)
+
+    async def _beat(self) -> None:
+        while True:
+            self.state.last_loop_tick = time.monotonic()
+            await asyncio.sleep(self.heartbeat_seconds)
 
     async def _restore(self, store: Store) -> None:
         trades = await store.all_trades()
@@ -247,7 +299,9 @@ class BotRunner:
             age = client.health.data_age(candle.pair, time.time()) if client else None
             executions = engine.on_candle(candle, age or 0.0)
             self.state.warmed_up = True
-            self.state.decision_latency_s.append(time.perf_counter() - received)
+            latency = time.perf_counter() - received
+            self.state.decision_latency_s.append(latency)
+            self.metrics.decision(latency)
             if len(self.state.decision_latency_s) > 4096:
                 del self.state.decision_latency_s[:2048]
             self.state.candles += 1
@@ -263,9 +317,11 @@ class BotRunner:
             try:
                 await store.record_execution(execution.trade, execution.order)
                 self.state.executions += 1
+                self.metrics.order_recorded(execution.order)
                 return
             except Exception as exc:  # the store is down: keep the trade, retry, say so
                 self.state.store_errors += 1
+                self.metrics.store_error()
                 delay = STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)]
                 log.error("could not record trade %s (%s); retrying in %.1fs",
                           execution.trade.trade_id, exc, delay)
@@ -279,13 +335,13 @@ class BotRunner:
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             now = time.monotonic()
-            self.state.last_loop_tick = now
             self._circuit_breaker()
             try:
                 await self._flush(store)
                 self.state.db_ok = True
             except Exception as exc:
                 self.state.store_errors += 1
+                self.metrics.store_error()
                 self.state.db_ok = False
                 log.error("store flush failed: %s", exc)
             curve = self.state.equity_curve
@@ -325,7 +381,18 @@ class BotRunner:
                 f"pnl={engine.realized_pnl:+.4f} ws_connected={connected} "
                 f"paused={pause.paused}{why} candles={self.state.candles}")
 
+    async def stop_api(self) -> None:
+        if self.api is not None:
+            await self.api.stop()
+            self.api = None
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
     async def _shutdown(self) -> None:
+        await self.stop_api()
         if self.replay is not None:
             await self.replay.stop()
         if self.store is not None:
@@ -334,8 +401,18 @@ class BotRunner:
             await self.store.close()
 
 
-def run_bot(config: Config, feed: FeedSpec) -> int:
-    runner = BotRunner(config, feed)
+def run_bot(config: Config, feed: FeedSpec, environ: Mapping[str, str] | None = None) -> int:
+    """Check the secrets first (runbook 11: live and canary refuse to start without every one,
+    before any lock or database), then run."""
+    env = os.environ if environ is None else environ
+    mode = config.trading.mode
+    problems = startup_problems(mode, env)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        print(f"novapulse: refusing to start in {mode} mode:\n{lines}", file=sys.stderr,
+              flush=True)
+        return EXIT_CONFIG
+    runner = BotRunner(config, feed, dashboard_secrets(env))
     try:
         return asyncio.run(runner.run())
     except KeyboardInterrupt:
