@@ -19,7 +19,7 @@ import asyncpg
 import pytest
 
 from novapulse.market.replay_server import ReplayServer
-from support.bot_env import bot_environment
+from support.bot_env import bot_environment, free_port
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
 FILES = ["ETH_BTC-5m.csv.gz", "LTC_BTC-5m.csv.gz", "XLM_BTC-5m.csv.gz", "ADA_BTC-5m.csv.gz"]
@@ -55,7 +55,8 @@ async def start_bot(url: str, data_dir: Path, env: dict[str, str], name: str) ->
     handle = log_path.open("ab")
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "novapulse.cli", "run", "--mode", "paper", "--feed", url,
-        "--data-dir", str(data_dir), env=env, stdout=handle, stderr=handle,
+        "--data-dir", str(data_dir), "--port", str(free_port()), env=env, stdout=handle,
+        stderr=handle,
     )
     handle.close()
     return BotProcess(proc, log_path)

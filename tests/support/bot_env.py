@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 # Gates loosened so a short replay trades often; each gate has its own tests.
 LOOSE_GATES = {
@@ -13,6 +14,14 @@ LOOSE_GATES = {
     "NOVAPULSE__RISK__MAX_DRAWDOWN_PCT": "100",
     "NOVAPULSE__RISK__MAX_DAILY_LOSS_PCT": "100",
 }
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on right now (each bot in a test gets its own API)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def bot_environment(database_url: str, pairs: str, **extra: str) -> dict[str, str]:
