@@ -56,10 +56,22 @@ def percentile(values: list[float], q: float) -> float:
     return round(ordered[index] * 1000, 1)
 
 
+EMULATOR: EmulatorThread | None = None
+
+
 async def names(http: aiohttp.ClientSession, path: str) -> set[str]:
-    async with http.get(path) as resp:
-        data = await resp.json()
-    return {item["metadata"]["name"] for item in data.get("items", [])}
+    """Names of the objects listed at `path`, read from the emulator's memory (a list over
+    HTTP of 1,000 Deployments every 50 ms would load the emulator more than the operator)."""
+    assert EMULATOR is not None
+    plural = path.rsplit("/", 1)[-1]
+    emulator = EMULATOR
+
+    async def collect() -> set[str]:
+        return {name for (res, _, name), obj in list(emulator.emulator.objects.items())
+                if res.plural == plural and not obj.deleted}
+
+    future = asyncio.run_coroutine_threadsafe(collect(), emulator.loop)
+    return await asyncio.wrap_future(future)
 
 
 async def create_and_wait(http: aiohttp.ClientSession, start: int, count: int,
@@ -87,7 +99,7 @@ async def create_and_wait(http: aiohttp.ClientSession, start: int, count: int,
             for name in seen:
                 if name in created and name not in done:
                     done[name] = now - created[name]
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
 
     watcher = asyncio.create_task(watch())
     await asyncio.gather(*(create(i) for i in range(start, start + count)))
@@ -103,7 +115,8 @@ async def all_children_present(http: aiohttp.ClientSession, total: int) -> bool:
 
 
 async def run(first: int, total: int, concurrency: int) -> dict[str, Any]:
-    emulator = EmulatorThread()
+    global EMULATOR
+    emulator = EMULATOR = EmulatorThread()
     emulator.start()
     with tempfile.TemporaryDirectory() as tmp:
         kubeconfig = Path(tmp) / "kubeconfig"

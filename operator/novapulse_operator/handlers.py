@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +20,8 @@ from novapulse_operator.spec import GROUP, PLURAL, VERSION
 FINALIZER = "novapulse.io/finalizer"
 ANNOTATION_PREFIX = "novapulse.io"
 RESOURCE = (GROUP, VERSION, PLURAL)
+SETTLED_PHASES = ("Running", "Suspended")  # a resync of these only corrects drift
+SETTLED_FACTOR = 10
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,7 @@ class _State:
     info: kopf.ConnectionInfo | None = None
     client: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    last_resync: dict[str, float] = field(default_factory=dict)
 
     def kube(self) -> KubeClient:
         if self.client is None:
@@ -128,6 +132,12 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         touching the TradingBot; readiness of the Deployment lands in the status."""
         if body.metadata.deletion_timestamp:
             return
+        uid = str(body.metadata.uid)
+        now = time.monotonic()
+        settled = body.status.get("phase") in SETTLED_PHASES
+        if settled and now - state.last_resync.get(uid, 0.0) < cfg.resync_seconds * SETTLED_FACTOR:
+            return  # nothing to wait for: only drift of the children, checked less often
+        state.last_resync[uid] = now
         await run(body, patch, logger)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
@@ -150,3 +160,4 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
             raise kopf.TemporaryError(message, delay=cfg.delete_retry_seconds) from exc
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
+        state.last_resync.pop(str(body.metadata.uid), None)
