@@ -6,7 +6,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -57,6 +57,11 @@ class _State:
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
 
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+
 
 def _emitter(body: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any],
              ) -> reconcile.Emit:
@@ -80,8 +85,12 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
     settings.posting.level = logging.INFO
 
 
-def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
-    """Register every handler of the operator into `registry` (one registry per run)."""
+def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
+             ) -> Callable[[], Awaitable[None]]:
+    """Register every handler of the operator into `registry` (one registry per run).
+
+    Returns the close() of the run's API client: kopf's cleanup calls it, and so can whoever
+    cancels the operator (cleanup does not run then)."""
     state = _State()
     teardown_settings = teardown.TeardownSettings(
         endpoint_template=cfg.endpoint_template,
@@ -96,9 +105,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
-        if state.client is not None:
-            await state.client.close()
-            state.client = None
+        await state.close()
 
     @kopf.on.login(registry=registry)
     def login(settings: kopf.OperatorSettings, **_: Any) -> kopf.ConnectionInfo | None:
@@ -161,3 +168,5 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig) -> None:
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)
+
+    return state.close
