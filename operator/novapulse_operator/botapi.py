@@ -34,11 +34,12 @@ class BotClient:
         self._headers = {"X-API-Key": admin_key} if admin_key else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: Any = None,
+                    headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
             async with aiohttp.ClientSession(timeout=self._timeout) as session, \
                     session.request(method, self._base + path, json=body,
-                                    headers=self._headers) as resp:
+                                    headers={**self._headers, **(headers or {})}) as resp:
                 if resp.status >= 400:
                     raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}")
                 data = await resp.json(content_type=None)
@@ -47,7 +48,9 @@ class BotClient:
             raise BotUnreachable(f"{method} {path} failed: {type(exc).__name__}") from exc
 
     async def pause(self, reason: str) -> None:
-        await self._call("POST", "/api/v1/control/pause", {"reason": reason})
+        # X-Paused-By: the bot records the operator as the one who paused (runbook 3).
+        await self._call("POST", "/api/v1/control/pause", {"reason": reason},
+                         {"X-Paused-By": "operator"})
 
     async def close_all(self) -> None:
         await self._call("POST", "/api/v1/control/close_all", {})

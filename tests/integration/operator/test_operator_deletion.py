@@ -38,6 +38,7 @@ class FakeBot:
 
     async def pause(self, request: web.Request) -> web.Response:
         self._auth(request, "pause")
+        assert request.headers.get("X-Paused-By") == "operator"
         self.reasons.append((await request.json())["reason"])
         return web.json_response({"paused": True})
 
