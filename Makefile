@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo bench clean
+.PHONY: install test lint typecheck unit demo bench crds clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/backtest_throughput.py
 	$(BIN)/python bench/tick_to_decision.py
+	$(BIN)/python bench/strategy_throughput.py
+	$(BIN)/python bench/operator_scale.py
+
+# The CRD's spec.config schema comes from the bot's config model; a test fails when stale.
+crds: $(STAMP)
+	$(BIN)/python -m novapulse_operator.crd > crds/tradingbot.yaml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

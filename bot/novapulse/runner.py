@@ -141,6 +141,8 @@ class BotRunner:
 
     # --- lifecycle --------------------------------------------------------------------------
     async def run(self) -> int:
+        # First thing: a SIGTERM during start-up must stop cleanly, never kill mid-write.
+        self._install_signal_handlers()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         identity = self.config.instance.identity
         file_lock = InstanceLock(self.data_dir / "instance.lock", HolderInfo.current(identity))
@@ -174,7 +176,6 @@ class BotRunner:
                 return EXIT_STARTUP
             await self._restore(store)
             await self._start_feed()
-            self._install_signal_handlers()
             return await self._main(store, file_lock)
         finally:
             await self._shutdown()

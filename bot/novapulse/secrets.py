@@ -40,12 +40,14 @@ def is_bcrypt_hash(value: str) -> bool:
     return _BCRYPT_HASH.match(value.strip()) is not None
 
 
-def _weakness(name: str, value: str) -> str | None:
-    """Why a present value is not a real secret, or None. Never echoes the value."""
+def secret_weakness(name: str, value: str) -> str | None:
+    """Why a present value is not a real secret, or None. Never echoes the value. The bot's
+    start-up checks and the operator's live gate both judge with this one function."""
     if _PLACEHOLDER.search(value):
         return f"{name} is a placeholder, not a real secret"
-    if len(value) < MIN_LENGTH[name]:
-        return f"{name} is too short (under {MIN_LENGTH[name]} characters)"
+    min_length = MIN_LENGTH.get(name, 16)
+    if len(value) < min_length:
+        return f"{name} is too short (under {min_length} characters)"
     if len(set(value)) < MIN_DISTINCT_CHARS:
         return f"{name} is too weak (fewer than {MIN_DISTINCT_CHARS} distinct characters)"
     return None
@@ -74,7 +76,7 @@ def startup_problems(mode: str, environ: Mapping[str, str]) -> list[str]:
                 problems.append(f"{PASSWORD_HASH} is not a well-formed bcrypt hash "
                                 "(generate one with bcrypt.hashpw)")
         elif guarded:
-            weakness = _weakness(name, value)
+            weakness = secret_weakness(name, value)
             if weakness:
                 problems.append(weakness)
     read_key = _value(environ, READ_KEY)
@@ -82,7 +84,7 @@ def startup_problems(mode: str, environ: Mapping[str, str]) -> list[str]:
         if read_key == _value(environ, ADMIN_KEY):
             problems.append(f"{READ_KEY} must differ from {ADMIN_KEY}")
         elif guarded:
-            weakness = _weakness(READ_KEY, read_key)
+            weakness = secret_weakness(READ_KEY, read_key)
             if weakness:
                 problems.append(weakness)
     return problems

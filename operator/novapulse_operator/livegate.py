@@ -6,11 +6,11 @@ the result names exactly what is missing and never contains a secret value.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from novapulse.secrets import is_bcrypt_hash, secret_weakness
 from novapulse_operator.spec import BotSpec, Mode
 
 EXCHANGE_KEYS = ("KRAKEN_API_KEY", "KRAKEN_API_SECRET")
@@ -18,41 +18,19 @@ DASHBOARD_KEYS = (
     "DASHBOARD_ADMIN_KEY", "DASHBOARD_SESSION_SECRET", "DASHBOARD_ADMIN_PASSWORD_HASH",
 )
 HASH_KEY = "DASHBOARD_ADMIN_PASSWORD_HASH"
-MIN_LENGTH = {
-    "KRAKEN_API_KEY": 16,
-    "KRAKEN_API_SECRET": 16,
-    "DASHBOARD_ADMIN_KEY": 24,
-    "DASHBOARD_SESSION_SECRET": 32,
-}
-MIN_DISTINCT_CHARS = 8
-_BCRYPT = re.compile(r"^\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$[./A-Za-z0-9]{53}$")
-_PLACEHOLDER = re.compile(
-    r"^<.*>$|changeme|change-me|change_me|placeholder|your[_-]|example|dummy|xxxx|^test|"
-    r"^secret$|^password$|strong-random|^todo",
-    re.IGNORECASE,
-)
 
 SecretData = Mapping[str, str] | None
 
 
-def is_bcrypt_hash(value: str) -> bool:
-    return _BCRYPT.match(value.strip()) is not None
-
-
 def weakness(key: str, value: str) -> str | None:
-    """Why a secret value is not a real one (None when it is fine). Never echoes the value."""
+    """Why a secret value is not a real one (None when it is fine). Never echoes the value.
+    The strength rules are the bot's own, so the gate and the bot's start-up checks agree."""
     stripped = value.strip()
     if not stripped:
         return f"{key} is empty"
     if key == HASH_KEY:
         return None if is_bcrypt_hash(stripped) else f"{key} is not a well-formed bcrypt hash"
-    if _PLACEHOLDER.search(stripped):
-        return f"{key} is a placeholder"
-    if len(stripped) < MIN_LENGTH.get(key, 16):
-        return f"{key} is too short (under {MIN_LENGTH.get(key, 16)} characters)"
-    if len(set(stripped)) < MIN_DISTINCT_CHARS:
-        return f"{key} is too weak (fewer than {MIN_DISTINCT_CHARS} distinct characters)"
-    return None
+    return secret_weakness(key, stripped)
 
 
 def _check_secret(

@@ -165,6 +165,10 @@ async def test_paper_mode_prints_the_dashboard_url_and_a_one_time_login(
     bot = await start_bot(replay, tmp_path, pg_dsn, "paper")
     try:
         await bot.wait_for_api()
+        for _ in range(100):  # the banner follows the API's start by a moment
+            if "password (this session only)" in bot.log():
+                break
+            await asyncio.sleep(0.05)
         log = bot.log()
         assert f"NovaPulse dashboard: {bot.url}" in log
         match = re.search(r"password \(this session only\): (\S+)", log)
