@@ -125,16 +125,17 @@ FAST = OperatorConfig(resync_seconds=0.3, flat_wait_seconds=2.0, delete_retry_se
 
 
 @contextlib.asynccontextmanager
-async def operator(cfg: OperatorConfig = FAST) -> AsyncIterator[asyncio.Task[None]]:
-    """The real kopf operator, in-process, logging in through KUBECONFIG."""
+async def running_kopf(cfg: OperatorConfig = FAST,
+                       **operator_kwargs: Any) -> AsyncIterator[asyncio.Task[None]]:
+    """The real kopf operator with our handlers, in-process, logging in through KUBECONFIG;
+    `operator_kwargs` go to `kopf.operator` (standalone, peering, priority…)."""
     registry = kopf.OperatorRegistry()
     register(registry, cfg)
-    settings = kopf.OperatorSettings()
     ready: asyncio.Event = asyncio.Event()
     stop: asyncio.Event = asyncio.Event()
     task = asyncio.create_task(kopf.operator(
-        registry=registry, settings=settings, standalone=True, clusterwide=True,
-        ready_flag=ready, stop_flag=stop))
+        registry=registry, clusterwide=True, ready_flag=ready, stop_flag=stop,
+        **operator_kwargs))
     try:
         await asyncio.wait_for(ready.wait(), 10)
         yield task
@@ -148,3 +149,10 @@ async def operator(cfg: OperatorConfig = FAST) -> AsyncIterator[asyncio.Task[Non
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+
+@contextlib.asynccontextmanager
+async def operator(cfg: OperatorConfig = FAST) -> AsyncIterator[asyncio.Task[None]]:
+    """The operator as the tests run it: standalone, no peering."""
+    async with running_kopf(cfg, standalone=True, settings=kopf.OperatorSettings()) as task:
+        yield task

@@ -8,34 +8,17 @@ import datetime
 from collections.abc import AsyncIterator
 
 import kmock
-import kopf
 
-from novapulse_operator.handlers import register
-
-from .conftest import FAST, Cluster, eventually
+from .conftest import FAST, Cluster, eventually, running_kopf
 
 PEERING = "/apis/kopf.dev/v1/clusterkopfpeerings/novapulse"
 
 
 @contextlib.asynccontextmanager
 async def peered_operator(priority: int) -> AsyncIterator[None]:
-    registry = kopf.OperatorRegistry()
-    register(registry, FAST)
-    ready, stop = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(
-        registry=registry, clusterwide=True, peering_name="novapulse", priority=priority,
-        identity="replica-under-test", ready_flag=ready, stop_flag=stop))
-    try:
-        await asyncio.wait_for(ready.wait(), 10)
+    async with running_kopf(FAST, peering_name="novapulse", priority=priority,
+                            identity="replica-under-test"):
         yield
-    finally:
-        stop.set()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), 1.5)
-        except TimeoutError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
 
 
 async def test_lower_priority_replica_stays_passive(cluster: Cluster) -> None:
