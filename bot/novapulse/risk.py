@@ -247,7 +247,8 @@ class RiskManager:
             return Verdict(False, Gate.STALE_DATA, MSG_STALE)
         return ALLOWED
 
-    def report(self, *, now: float, equity: float, open_positions: int) -> list[dict[str, object]]:
+    def report(self, *, now: float, equity: float, open_positions: int,
+               data_age_s: float | None = None) -> list[dict[str, object]]:
         """Every gate with its state and limit, for `/api/v1/risk`."""
         cfg = self.config
         st = self.state
@@ -299,6 +300,12 @@ class RiskManager:
                 cfg.max_trades_per_hour,
             ),
             (Gate.QUIET_HOURS, in_quiet_hours(self.quiet_hours, now), None, None),
+            (
+                Gate.STALE_DATA,
+                data_age_s is not None and data_age_s > cfg.stale_data_seconds,
+                None if data_age_s is None else round(data_age_s, 1),
+                cfg.stale_data_seconds,
+            ),
         ]
         return [
             {"gate": str(gate), "blocking": blocking, "value": value, "limit": limit}

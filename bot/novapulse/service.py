@@ -96,9 +96,16 @@ class BotService:
         return self._runner.thoughts.subscribe(listener)
 
     def risk(self) -> list[dict[str, Any]]:
-        engine = self._runner.engine
+        """Every gate; stale data is judged on the oldest pair's data age."""
+        runner = self._runner
+        engine = runner.engine
+        health = runner.client.health if runner.client else None
+        now = time.time()
+        ages = [health.data_age(pair, now) for pair in runner.pairs] if health else []
+        known = [age for age in ages if age is not None]
         return engine.risk.report(now=engine.market_now(), equity=engine.equity(),
-                                  open_positions=len(engine.positions))
+                                  open_positions=len(engine.positions),
+                                  data_age_s=max(known) if known else None)
 
     def strategies(self) -> list[dict[str, Any]]:
         engine = self._runner.engine

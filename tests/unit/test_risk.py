@@ -143,5 +143,8 @@ def test_risk_of_ruin_formula(win_rate: float, avg_win: float, avg_loss: float,
 
 
 def test_report_lists_every_gate() -> None:
-    rows = manager().report(now=NOON, equity=10_000.0, open_positions=0)
-    assert {row["gate"] for row in rows} >= {g.value for g in Gate} - {"stale_data"}
+    rows = manager(stale_data_seconds=60).report(now=NOON, equity=10_000.0, open_positions=0,
+                                                 data_age_s=90.0)
+    assert {row["gate"] for row in rows} == {g.value for g in Gate}
+    stale = next(row for row in rows if row["gate"] == "stale_data")
+    assert stale == {"gate": "stale_data", "blocking": True, "value": 90.0, "limit": 60}
