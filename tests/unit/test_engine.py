@@ -188,3 +188,34 @@ def test_replayed_candle_is_ignored() -> None:
     engine = make_engine()
     assert len(engine.on_candle(CANDLES[WARMUP])) == 1
     assert engine.on_candle(CANDLES[WARMUP]) == []
+
+
+def test_guardrail_disables_a_losing_strategy_and_stops_its_entries() -> None:
+    base = config_with(stop_loss_pct=0.3, take_profit_pct=5.0, trailing_stop_pct=0.0,
+                       max_consecutive_losses=100, max_drawdown_pct=100, max_daily_loss_pct=100,
+                       global_cooldown_seconds=0, max_trades_per_hour=100,
+                       risk_of_ruin_min_trades=1000)
+    config = base.model_copy(update={"ai": base.ai.model_copy(update={
+        "guardrail_min_trades": 3, "guardrail_min_win_rate": 0.5,
+        "strategy_guardrails_disable_minutes": 600})})
+    engine = make_engine(config)
+    disabled_at = None
+    entries_after_cooldown = 0
+    for candle in CANDLES[WARMUP:]:
+        executions = engine.on_candle(candle)
+        entries = [e for e in executions if e.order.kind == "entry"]
+        if disabled_at is None:
+            if any(t.message == "Strategy auto-disabled by runtime guardrail"
+                   for t in engine.thoughts.recent()):
+                disabled_at = candle.close_ts
+                assert engine.disabled_strategies() == {"always_bullish"}
+        elif candle.close_ts < disabled_at + 600 * 60:
+            assert not entries, "a disabled strategy still opened a trade"
+        else:
+            entries_after_cooldown += len(entries)
+            if entries_after_cooldown:
+                break
+    assert disabled_at is not None, "a stop-out after every entry never tripped the guardrail"
+    assert entries_after_cooldown, "the strategy never came back after its cooldown"
+    assert any(t.message == "Strategy re-enabled after guardrail cooldown"
+               for t in engine.thoughts.recent())
