@@ -60,7 +60,7 @@ def spec_schema() -> dict[str, Any]:
                 "minItems": 1,
                 "maxItems": 50,
                 "items": {"type": "string", "pattern": "^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$"},
-                "description": "Overrides config.trading.pairs, e.g. ETH/BTC (Kraken WS v2 spelling).",
+                "description": "Overrides config.trading.pairs, e.g. ETH/BTC (WS v2 spelling).",
             },
             "exchange": {
                 "type": "object",
