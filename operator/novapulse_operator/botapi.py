@@ -1,4 +1,4 @@
-"""A thin client of the bot's control API (DESIGN.md §2, "API contract").
+"""A thin client of the bot's control API (contract: README, "Control API and dashboard").
 
 `POST /api/v1/control/pause {reason}`, `POST /api/v1/control/close_all`,
 `GET /api/v1/status` (→ `open_positions`), authenticated with `X-API-Key`.

@@ -1,5 +1,5 @@
-"""The bot's HTTP control API and dashboard (DESIGN.md §2): `create_app` builds it over a
-`BotService`, `ApiServer` serves it on its own thread."""
+"""The bot's HTTP control API and dashboard (the contract: README, "Control API and
+dashboard"). `create_app` builds it over a `BotService`; `ApiServer` serves it on its own thread."""
 
 from novapulse.api.app import create_app
 from novapulse.api.auth import AuthSettings

@@ -1,4 +1,4 @@
-"""The FastAPI application of one bot: the API contract of DESIGN.md §2 and the dashboard."""
+"""The FastAPI application of one bot: the API contract (README) and the dashboard."""
 
 from __future__ import annotations
 
