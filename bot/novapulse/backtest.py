@@ -82,11 +82,13 @@ def run_backtest(config: Config, candles_by_file: list[list[Candle]],
     started = time.perf_counter()
     count = 0
     for candle in merge_by_time(candles_by_file):
-        for execution in on_candle(candle):
+        executions = on_candle(candle)
+        for execution in executions:
             if execution.trade.exit_time is not None:
                 trades.append(execution.trade)
         count += 1
-        if engine.positions or count % 16 == 0:
+        # Flat and no fill: equity is the unchanged cash, nothing to mark.
+        if engine.positions or executions:
             equity = engine.equity()
             if equity > peak:
                 peak = equity

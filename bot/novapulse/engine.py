@@ -109,7 +109,8 @@ class Engine:
         now = float(candle.close_ts)
         if self._market_now is None or now > self._market_now:
             self._market_now = now
-        self.risk.roll_day(now, self.equity())
+        if self.risk.is_new_day(now):  # equity sums every position: only once a day
+            self.risk.roll_day(now, self.equity())
         if now >= self._next_guardrail_tick:
             self._tick_guardrails(now)
         executions: list[Execution] = []

@@ -58,10 +58,6 @@ class Verdict:
     gate: Gate | None = None
     message: str = ""
 
-    @staticmethod
-    def allow() -> Verdict:
-        return Verdict(True)
-
 
 ALLOWED = Verdict(True)
 
@@ -145,10 +141,13 @@ class RiskManager:
         return True
 
     # --- bookkeeping ------------------------------------------------------------------------
+    def is_new_day(self, now: float) -> bool:
+        return int(now // SECONDS_PER_DAY) != self.state.day_start
+
     def roll_day(self, now: float, equity: float) -> None:
-        day = int(now // SECONDS_PER_DAY)
-        if day != self.state.day_start:
-            self.state.day_start = day
+        """Start the daily loss limit afresh at midnight UTC (market time)."""
+        if self.is_new_day(now):
+            self.state.day_start = int(now // SECONDS_PER_DAY)
             self.state.day_start_equity = equity
             self.state.daily_realized_pnl = 0.0
 

@@ -94,12 +94,9 @@ class RunnerState:
     started_at: float = field(default_factory=time.time)
     last_loop_tick: float = field(default_factory=time.monotonic)
     candles: int = 0
-    executions: int = 0
-    store_errors: int = 0
     db_ok: bool = False
     warmed_up: bool = False
     error_trades: int = 0
-    decision_latency_s: list[float] = field(default_factory=list)
     equity_curve: deque[tuple[float, float]] = field(
         default_factory=lambda: deque(maxlen=EQUITY_CURVE_POINTS))
 
@@ -300,11 +297,7 @@ class BotRunner:
             age = client.health.data_age(candle.pair, time.time()) if client else None
             executions = engine.on_candle(candle, age or 0.0)
             self.state.warmed_up = True
-            latency = time.perf_counter() - received
-            self.state.decision_latency_s.append(latency)
-            self.metrics.decision(latency)
-            if len(self.state.decision_latency_s) > 4096:
-                del self.state.decision_latency_s[:2048]
+            self.metrics.decision(time.perf_counter() - received)
             self.state.candles += 1
             for execution in executions:
                 await self.persist(execution)
@@ -317,11 +310,9 @@ class BotRunner:
         while True:
             try:
                 await store.record_execution(execution.trade, execution.order)
-                self.state.executions += 1
                 self.metrics.order_recorded(execution.order)
                 return
             except Exception as exc:  # the store is down: keep the trade, retry, say so
-                self.state.store_errors += 1
                 self.metrics.store_error()
                 delay = STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)]
                 log.error("could not record trade %s (%s); retrying in %.1fs",
@@ -341,7 +332,6 @@ class BotRunner:
                 await self._flush(store)
                 self.state.db_ok = True
             except Exception as exc:
-                self.state.store_errors += 1
                 self.metrics.store_error()
                 self.state.db_ok = False
                 log.error("store flush failed: %s", exc)

@@ -170,3 +170,9 @@ class StrategySwitch(_Model):
 class ErrorBody(_Model):
     detail: str | list[dict[str, Any]] = Field(
         description="What went wrong; a list of field errors when the request was malformed")
+
+
+AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "no key, wrong key, no session"},
+    503: {"model": ErrorBody, "description": "the main loop does not answer"},
+}

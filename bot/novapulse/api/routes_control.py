@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from novapulse.api.auth import Caller
 from novapulse.api.context import AdminCaller, ApiContext
 from novapulse.api.models import (
+    AUTH_ERRORS,
     ClosedAll,
     ControlResult,
     ErrorBody,
@@ -19,9 +20,8 @@ from novapulse.api.models import (
 from novapulse.risk import PausedBy
 
 CONTROL_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "no key, wrong key, no session"},
+    **AUTH_ERRORS,
     403: {"model": ErrorBody, "description": "read-only key, or a session without CSRF token"},
-    503: {"model": ErrorBody, "description": "the main loop does not answer"},
 }
 PausedByHeader = Annotated[
     Literal["manual", "operator"] | None,

@@ -14,8 +14,8 @@ from fastapi.responses import StreamingResponse
 
 from novapulse.api.context import ApiContext, ReadCaller
 from novapulse.api.models import (
+    AUTH_ERRORS,
     Equity,
-    ErrorBody,
     Performance,
     Positions,
     Risk,
@@ -28,10 +28,6 @@ from novapulse.api.models import (
 from novapulse.models import Thought
 from novapulse.service import thought_to_dict
 
-AUTH_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorBody, "description": "no key, wrong key, no session"},
-    503: {"model": ErrorBody, "description": "the main loop does not answer"},
-}
 SSE_QUEUE_MAX = 1_000
 
 
