@@ -183,10 +183,9 @@ async def test_second_bot_on_the_same_identity_refuses_to_start(
     env = bot_env(pg_dsn)
     first = await start_bot(replay.url, tmp_path / "a", env, "first")
     try:
-        await eventually(lambda: _async("replay" in first.log() or "status:" in first.log()
-                                        or "subscribed" in first.log().lower()
-                                        or "connected" in first.log().lower()),
-                         30, "first bot running", first)
+        # Both guards must be held before a second bot tries its luck.
+        await eventually(lambda: _async("holding the database instance lock" in first.log()),
+                         30, "first bot holding its locks", first)
         same_dir = await start_bot(replay.url, tmp_path / "a", env, "same-dir")
         assert await same_dir.wait() == 3
         assert "another NovaPulse instance is running" in same_dir.log()
