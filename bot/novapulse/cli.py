@@ -5,15 +5,34 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import warnings
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 from novapulse import __version__
-from novapulse.config import ConfigError, load_config
 
+# Only the standard library above: `novapulse run` must handle SIGTERM before the heavy imports
+# (pydantic, ccxt, the API: seconds on a busy machine), so each command imports what it needs.
+
+EXIT_OK = 0
 EXIT_CONFIG = 2
+_STOPPED_DURING_STARTUP = b"novapulse: SIGTERM during start-up: stopped before trading\n"
+
+
+def _stop_during_startup(signum: int, frame: FrameType | None) -> None:
+    # Nothing is held yet (the runner installs its own handler before taking any lock), so
+    # leaving at once is clean. os.write: print() is not safe inside a signal handler.
+    os.write(sys.stderr.fileno(), _STOPPED_DURING_STARTUP)
+    raise SystemExit(EXIT_OK)
+
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named in `argv` (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -28,6 +47,8 @@ def _config_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
+    from novapulse.config import ConfigError, load_config
+
     try:
         config = load_config(Path(args.file), environ={} if args.no_env else None)
     except ConfigError as exc:
@@ -47,6 +68,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 def cmd_backtest(args: argparse.Namespace) -> int:
     from novapulse.backtest import ProgressBar, format_summary, load_files, run_backtest
+    from novapulse.config import ConfigError, load_config
     from novapulse.market.candle_files import CandleFileError
 
     try:
@@ -65,6 +87,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from novapulse.config import ConfigError, load_config
     from novapulse.runner import FeedSpecError, parse_feed_spec, run_bot
 
     try:
@@ -119,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else argv
+    if _command(words) == "run":
+        signal.signal(signal.SIGTERM, _stop_during_startup)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",

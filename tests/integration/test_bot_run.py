@@ -195,7 +195,10 @@ async def test_second_bot_on_the_same_identity_refuses_to_start(
         other_identity = await start_bot(replay.url, tmp_path / "c",
                                          {**env, "NOVAPULSE__INSTANCE__IDENTITY": "acct-2"},
                                          "other-identity")
-        await asyncio.sleep(3)
+        # Another account's bot gets its own lock and runs: it holds the lock, then trades on.
+        await eventually(lambda: _async("holding the database instance lock for identity "
+                                        "'acct-2'" in other_identity.log()),
+                         30, "the other identity holding its own lock", other_identity)
         assert other_identity.proc.returncode is None, other_identity.log()[-2000:]
         assert await stop_bot(other_identity) == 0
     finally:
