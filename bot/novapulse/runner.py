@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from novapulse.account import lock_identity
 from novapulse.api.app import create_app
 from novapulse.api.auth import AuthSettings
 from novapulse.api.gateway import BotGateway
@@ -141,7 +142,7 @@ class BotRunner:
         # First thing: a SIGTERM during start-up must stop cleanly, never kill mid-write.
         self._install_signal_handlers()
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        identity = self.config.instance.identity
+        identity = lock_identity(self.config, os.environ)
         file_lock = InstanceLock(self.data_dir / "instance.lock", HolderInfo.current(identity))
         try:
             file_lock.acquire()
