@@ -9,14 +9,35 @@ never part of this model: they are read from the environment by the code that ne
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-ENV_PREFIX = "NOVAPULSE__"
+from novapulse.config_env import FROM_ENV, EnvSetting, read_env, unknown_name, variable_for
+
+# Kraken WebSocket v2 spelling, BASE/QUOTE (bitcoin is BTC there, not XBT). The operator's
+# CRD uses the same pattern for `spec.pairs`, so both refuse the same pairs.
+PAIR_PATTERN = r"^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$"
+CURRENCY_PATTERN = r"^[A-Z0-9]{2,10}$"
+# Kraken's REST OHLC returns only its newest 720 candles whatever `since` says, and the
+# newest of them is the still-open one: 719 closed candles is all a warm-up can get.
+KRAKEN_OHLC_MAX_ROWS = 720
+MAX_WARMUP_BARS = KRAKEN_OHLC_MAX_ROWS - 1
 
 Mode = Literal["paper", "canary", "live"]
 
@@ -31,15 +52,72 @@ class QuietHours(_Section):
     end_hour_utc: int = Field(0, ge=0, le=23, description="UTC hour when entries are allowed again")
 
 
+def _custom_error(kind: str, message: str) -> PydanticCustomError:
+    return PydanticCustomError(kind, "{message}", {"message": message})
+
+
+def _with_quotes(pairs: list[str]) -> str:
+    """'ETH/USD (USD), LTC/EUR (EUR)'."""
+    return ", ".join(f"{p} ({p.partition('/')[2]})" for p in pairs)
+
+
+def _wellformed_pair(pair: str) -> str:
+    if re.fullmatch(PAIR_PATTERN, pair) is None:
+        raise _custom_error(
+            "pair_spelling", f"'{pair}' is not a pair in Kraken's WebSocket v2 spelling "
+            "BASE/QUOTE (upper case, e.g. ETH/BTC)")
+    return pair
+
+
+Pair = Annotated[
+    str,
+    AfterValidator(_wellformed_pair),
+    WithJsonSchema({"type": "string", "pattern": PAIR_PATTERN}),
+]
+
+
 class TradingConfig(_Section):
     mode: Mode = "paper"
-    pairs: list[str] = Field(default_factory=lambda: ["ETH/BTC"], min_length=1)
+    # Declared before `pairs`: the pairs are checked against it.
+    account_currency: str = Field(
+        "BTC", pattern=CURRENCY_PATTERN,
+        description="Currency of the bankroll, equity and P&L; every pair must be quoted in it",
+    )
+    pairs: list[Pair] = Field(default_factory=lambda: ["ETH/BTC"], min_length=1)
     timeframe_minutes: Literal[1, 5, 15, 30, 60, 240, 1440] = 5
-    warmup_bars: int = Field(500, ge=1, le=10_000)
-    starting_bankroll: float = Field(10_000.0, gt=0)
+    warmup_bars: int = Field(500, ge=1, json_schema_extra={"maximum": MAX_WARMUP_BARS})
+    starting_bankroll: float = Field(
+        10_000.0, gt=0, description="Paper-mode bankroll, in the account currency"
+    )
     fee_rate: float = Field(0.0026, ge=0, le=0.05, description="Taker fee as a fraction")
     slippage_bps: float = Field(5.0, ge=0, le=500)
     quiet_hours: QuietHours = Field(default_factory=QuietHours)
+
+    @field_validator("pairs")
+    @classmethod
+    def _quoted_in_account_currency(cls, pairs: list[str], info: ValidationInfo) -> list[str]:
+        currency = info.data.get("account_currency")
+        if currency is None:  # itself invalid, and reported as such
+            return pairs
+        others = [p for p in pairs if p.partition("/")[2] != currency]
+        if others:
+            hint = " (Kraken's WebSocket v2 spells bitcoin BTC)" if currency == "BTC" and any(
+                p.endswith("/XBT") for p in others) else ""
+            raise _custom_error(
+                "pair_quote", f"{_with_quotes(others)}: not quoted in the account currency "
+                f"{currency} (trading.account_currency); the bot does not convert between "
+                f"currencies{hint}")
+        return pairs
+
+    @field_validator("warmup_bars")
+    @classmethod
+    def _warmup_within_krakens_reach(cls, bars: int) -> int:
+        if bars > MAX_WARMUP_BARS:
+            raise _custom_error(
+                "warmup_too_long", f"at most {MAX_WARMUP_BARS}: Kraken's REST OHLC serves only "
+                f"its newest {KRAKEN_OHLC_MAX_ROWS} candles, the newest still open, whatever "
+                "`since` asks for")
+        return bars
 
 
 class RiskConfig(_Section):
@@ -162,11 +240,20 @@ class ConfigError(Exception):
         super().__init__(f"invalid configuration ({source}):\n{lines}")
 
 
-def _format_validation_error(exc: ValidationError) -> list[str]:
+def _format_validation_error(
+    exc: ValidationError, from_env: Sequence[EnvSetting] = ()
+) -> list[str]:
     messages = []
     for err in exc.errors():
         path = ".".join(str(p) for p in err["loc"]) or "(root)"
-        messages.append(f"{path}: {err['msg']}")
+        message = err["msg"]
+        unknown = unknown_name(Config, [str(p) for p in err["loc"]])
+        if err["type"] == "extra_forbidden" and unknown is not None:
+            message = ("unknown section" if len(err["loc"]) == 1 else "unknown setting") + (
+                unknown[1])
+        variable = variable_for(err["loc"], from_env)
+        origin = f" (from {variable})" if variable else ""
+        messages.append(f"{path}: {message}{origin}")
     return messages
 
 
@@ -181,20 +268,34 @@ def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node[path[-1]] = value
 
 
-def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The config tree that environment variables ask for (values parsed as YAML scalars)."""
+def _has_path(tree: Mapping[str, Any], path: Sequence[str]) -> bool:
+    node: Any = tree
+    for key in path:
+        if not isinstance(node, Mapping) or key not in node:
+            return False
+        node = node[key]
+    return True
+
+
+def _tree(settings: Sequence[EnvSetting]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    for name, raw in environ.items():
-        if not name.startswith(ENV_PREFIX):
-            continue
-        path = [p.lower() for p in name[len(ENV_PREFIX) :].split("__") if p]
-        if path:
-            _set_path(tree, path, yaml.safe_load(raw) if raw != "" else "")
-    if environ.get("TRADING_MODE"):
-        _set_path(tree, ["trading", "mode"], environ["TRADING_MODE"].strip().lower())
-    if environ.get("DATABASE_URL"):
-        _set_path(tree, ["database", "url"], environ["DATABASE_URL"])
+    for setting in settings:
+        _set_path(tree, list(setting.path), setting.value)
     return tree
+
+
+def _env_settings(environ: Mapping[str, str]) -> tuple[list[EnvSetting], list[str]]:
+    """The environment's settings that name a real setting, and a message for each other."""
+    settings, errors = read_env(environ)
+    known = []
+    for setting in settings:
+        unknown = unknown_name(Config, setting.path)
+        if unknown is None:
+            known.append(setting)
+        else:
+            what, hint = unknown
+            errors.append(f"{setting.variable}: {what} {FROM_ENV}{hint}")
+    return known, errors
 
 
 def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -207,6 +308,16 @@ def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
+def _yaml_problem(path: Path, exc: yaml.YAMLError) -> str:
+    """'config.yaml:3:7: not valid YAML: ...', positions 1-based as editors show them."""
+    if not isinstance(exc, yaml.MarkedYAMLError) or exc.problem_mark is None:
+        return f"{path}: not valid YAML: {exc}"
+    mark = exc.problem_mark
+    problem = exc.problem or "syntax error"
+    context = f" ({exc.context})" if exc.context else ""
+    return f"{path}:{mark.line + 1}:{mark.column + 1}: not valid YAML: {problem}{context}"
+
+
 def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
@@ -215,7 +326,7 @@ def read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(str(path), [f"not valid YAML: {exc}"]) from exc
+        raise ConfigError(str(path), [_yaml_problem(path, exc)]) from exc
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -238,11 +349,19 @@ def load_config(
     """File, then environment, then explicit overrides (the CLI's flags), validated once."""
     env = os.environ if environ is None else environ
     data: dict[str, Any] = read_yaml(path) if path is not None else {}
-    data = deep_merge(data, env_overrides(env))
+    from_env, errors = _env_settings(env)
+    data = deep_merge(data, _tree(from_env))
     if overrides:
         data = deep_merge(data, overrides)
+        from_env = [s for s in from_env if not _has_path(overrides, s.path)]
     source = str(path) if path is not None else "defaults + environment"
-    return build_config(data, source)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        errors += _format_validation_error(exc, from_env)
+    if errors:
+        raise ConfigError(source, errors)
+    return config
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from novapulse.config import Config, ConfigError, config_json_schema, load_config
+from novapulse.config import Config, ConfigError, build_config, config_json_schema, load_config
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "bot-config.yaml"
 
@@ -88,3 +88,102 @@ def test_cross_field_rule() -> None:
 def test_json_schema_covers_every_section() -> None:
     schema = config_json_schema()
     assert set(schema["properties"]) == set(Config.model_fields)
+
+
+@pytest.mark.parametrize("pair", ["nonsense", "eth/btc", "ETHBTC", "ETH/BTC/USD", "ETH-BTC", ""])
+def test_pairs_not_in_ws_v2_spelling_are_refused(pair: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"trading": {"pairs": [pair]}})
+    assert info.value.errors == [
+        f"trading.pairs.0: '{pair}' is not a pair in Kraken's WebSocket v2 spelling "
+        "BASE/QUOTE (upper case, e.g. ETH/BTC)"]
+
+
+def test_account_currency_defaults_to_the_default_pairs_quote() -> None:
+    trading = Config().trading
+    assert trading.account_currency == "BTC"
+    assert all(p.endswith("/BTC") for p in trading.pairs)
+
+
+def test_pairs_quoted_in_another_currency_are_named() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"trading": {"pairs": ["ETH/BTC", "ETH/USD", "LTC/EUR"]}})
+    assert info.value.errors == [
+        "trading.pairs: ETH/USD (USD), LTC/EUR (EUR): not quoted in the account currency BTC "
+        "(trading.account_currency); the bot does not convert between currencies"]
+    usd = build_config({"trading": {"account_currency": "USD", "pairs": ["ETH/USD"]}})
+    assert usd.trading.pairs == ["ETH/USD"]
+
+
+def test_the_rest_spelling_of_bitcoin_gets_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"LTC/XBT \(XBT\).*spells bitcoin BTC"):
+        build_config({"trading": {"pairs": ["LTC/XBT"]}})
+
+
+def test_warmup_is_bounded_by_what_krakens_rest_ohlc_serves() -> None:
+    assert build_config({"trading": {"warmup_bars": 719}}).trading.warmup_bars == 719
+    with pytest.raises(ConfigError) as info:
+        build_config({"trading": {"warmup_bars": 720}})
+    assert info.value.errors == [
+        "trading.warmup_bars: at most 719: Kraken's REST OHLC serves only its newest 720 "
+        "candles, the newest still open, whatever `since` asks for"]
+
+
+def test_yaml_syntax_error_names_the_file_line_and_column(tmp_path: Path) -> None:
+    path = write(tmp_path, "trading:\n  pairs: [ETH/BTC\nrisk: {}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path, environ={})
+    assert info.value.errors == [
+        f"{path}:3:5: not valid YAML: expected ',' or ']', but got ':' "
+        "(while parsing a flow sequence)"]
+    assert "<unicode string>" not in str(info.value)
+
+
+def test_mistyped_environment_variable_is_named_with_a_suggestion() -> None:
+    env = {"NOVAPULSE__TRADNG__PAIRS": "[ETH/BTC]",
+           "NOVAPULSE__TRADING__QUIET_HOURS__ENABELD": "true",
+           "NOVAPULSE__RISK__NO_SUCH_THING": "1"}
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=env)
+    assert info.value.errors == [
+        "NOVAPULSE__RISK__NO_SUCH_THING: unknown setting 'risk.no_such_thing' "
+        "(from the environment)",
+        "NOVAPULSE__TRADING__QUIET_HOURS__ENABELD: unknown setting "
+        "'trading.quiet_hours.enabeld' (from the environment); did you mean 'enabled'?",
+        "NOVAPULSE__TRADNG__PAIRS: unknown section 'tradng' (from the environment); "
+        "did you mean 'trading'?"]
+
+
+def test_bad_environment_value_names_its_variable() -> None:
+    env = {"NOVAPULSE__TRADING__PAIRS": "[nonsense]", "TRADING_MODE": "yolo",
+           "NOVAPULSE__RISK__STOP_LOSS_PCT": "[unclosed"}
+    with pytest.raises(ConfigError) as info:
+        load_config(environ=env)
+    errors = info.value.errors
+    assert "NOVAPULSE__RISK__STOP_LOSS_PCT: not a valid YAML value (from the environment)" in (
+        errors)
+    assert any(e.startswith("trading.pairs.0: 'nonsense'")
+               and e.endswith("(from NOVAPULSE__TRADING__PAIRS)") for e in errors), errors
+    assert any(e.startswith("trading.mode:") and e.endswith("(from TRADING_MODE)")
+               for e in errors), errors
+    assert len(errors) == 3
+
+
+def test_a_cli_override_is_not_blamed_on_the_environment() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(environ={"TRADING_MODE": "paper"}, overrides={"trading": {"mode": "yolo"}})
+    assert info.value.errors[0].startswith("trading.mode:")
+    assert "TRADING_MODE" not in info.value.errors[0]
+
+
+def test_unknown_file_section_suggests_the_closest_name() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"tradng": {}})
+    assert info.value.errors == ["tradng: unknown section; did you mean 'trading'?"]
+
+
+def test_reconnect_initial_above_max_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config({"feed": {"reconnect_initial_seconds": 30, "reconnect_max_seconds": 10}})
+    assert any("reconnect_max_seconds must be >= reconnect_initial_seconds" in e
+               for e in info.value.errors)
