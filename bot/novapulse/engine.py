@@ -18,6 +18,7 @@ from novapulse.config import Config
 from novapulse.execution.paper import OrderRequest, PaperExecutor
 from novapulse.indicators import PairIndicators
 from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
+from novapulse.order_ids import client_order_id_for
 from novapulse.positions import exit_trigger, initial_stops, position_size, update_trailing_stop
 from novapulse.risk import MSG_MANUAL_PAUSE, PausedBy, RiskManager, Verdict
 from novapulse.strategies import Strategy, default_strategies
@@ -40,9 +41,10 @@ class Execution:
     order: Order
 
 
-def trade_id_for(pair: str, candle_ts: int) -> str:
-    """Deterministic id: deciding on the same candle again (after a crash) yields the same id."""
-    return f"{pair.replace('/', '')}-{candle_ts}"
+def trade_id_for(identity: str, pair: str, candle_ts: int) -> str:
+    """Deterministic id: deciding on the same candle again (after a crash) yields the same id;
+    the bot's identity keeps two bots sharing one database from ever sharing an id."""
+    return f"{identity}:{pair.replace('/', '')}-{candle_ts}"
 
 
 class Engine:
@@ -153,9 +155,10 @@ class Engine:
         if quantity <= 0:
             self.thoughts.add(now, "blocked", "Bankroll depleted", pair, {"gate": "bankroll"})
             return None
-        trade_id = trade_id_for(pair, candle.ts)
+        trade_id = trade_id_for(self.config.instance.identity, pair, candle.ts)
         order = self.executor.execute(OrderRequest(
-            f"np-{trade_id}-entry", trade_id, pair, Side.BUY, OrderKind.ENTRY, quantity,
+            client_order_id_for(trade_id, OrderKind.ENTRY), trade_id, pair, Side.BUY,
+            OrderKind.ENTRY, quantity,
             candle.close, now,
         ))
         stop, take_profit = initial_stops(order.price, self.config.risk)
@@ -178,7 +181,8 @@ class Engine:
     def _close(self, trade: Trade, price: float, reason: str, now: float,
                decision: Decision | None = None) -> Execution:
         order = self.executor.execute(OrderRequest(
-            f"np-{trade.trade_id}-exit", trade.trade_id, trade.pair, Side.SELL, OrderKind.EXIT,
+            client_order_id_for(trade.trade_id, OrderKind.EXIT), trade.trade_id, trade.pair,
+            Side.SELL, OrderKind.EXIT,
             trade.quantity, price, now,
         ))
         trade.exit_price = order.price
@@ -323,3 +327,24 @@ class Engine:
         if checkpoint.get("strategies"):
             self.book.restore(checkpoint["strategies"])
             self._retune()
+
+    # --- after a restart --------------------------------------------------------------------
+    def check_exits_while_down(self, candle: Candle) -> list[Execution]:
+        """Judge an open position's stops on a candle the bot never decided on (missed while it
+        was down or disconnected, now replayed as history): an exit the stops would have made
+        is made, at the price they would have filled at. Never enters. Call it before
+        `warm_up(candle)`; candles already seen or decided on are ignored."""
+        pair = candle.pair
+        trade = self.positions.get(pair)
+        seen = max(self.last_candle_ts.get(pair, -1), self.decide_after.get(pair, -1))
+        if trade is None or candle.ts <= seen or candle.ts < trade.entry_time:
+            return []
+        # The stops as they stood when the candle opened judge it; only then does it move them.
+        trigger = exit_trigger(trade, candle)
+        if trigger is None:
+            update_trailing_stop(trade, candle, self.config.risk)
+            return []
+        price, reason = trigger
+        opened = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(candle.ts))
+        return [self._close(trade, price, f"{reason} crossed while the bot was down "
+                                          f"(candle of {opened})", float(candle.close_ts))]

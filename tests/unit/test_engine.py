@@ -13,7 +13,8 @@ from novapulse.engine import Engine
 from novapulse.execution.paper import PaperExecutor
 from novapulse.indicators import PairIndicators
 from novapulse.market.candle_files import load_candles
-from novapulse.models import Candle, TradeStatus
+from novapulse.models import Candle, OrderKind, TradeStatus
+from novapulse.order_ids import client_order_id_for
 from novapulse.risk import PausedBy
 from novapulse.strategies import BULLISH, Signal
 from novapulse.thoughts import ThoughtLog
@@ -64,7 +65,7 @@ def test_entry_is_placed_when_no_gate_blocks() -> None:
     assert len(executions) == 1
     trade, order = executions[0].trade, executions[0].order
     assert trade.status is TradeStatus.OPEN and trade.pair == "ETH/BTC"
-    assert order.client_order_id == f"np-{trade.trade_id}-entry"
+    assert order.client_order_id == client_order_id_for(trade.trade_id, OrderKind.ENTRY)
     assert engine.cash < Config().trading.starting_bankroll
 
 
@@ -181,7 +182,7 @@ def test_restore_after_crash_neither_loses_nor_duplicates() -> None:
     ids = [e.order.client_order_id for e in later]
     assert len(ids) == len(set(ids))
     assert not {e.order.client_order_id for e in later if e.order.kind == "entry"} & {
-        f"np-{tid}-entry" for tid in stored}
+        client_order_id_for(tid, OrderKind.ENTRY) for tid in stored}
 
 
 def test_replayed_candle_is_ignored() -> None:
