@@ -14,6 +14,7 @@ from typing import Any
 import kopf
 
 from novapulse_operator import botapi, metrics, reconcile, status, teardown
+from novapulse_operator.account_book import AccountBook, index_entries
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.spec import GROUP, PLURAL, VERSION
 
@@ -46,6 +47,7 @@ class _State:
     client: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     last_resync: dict[str, float] = field(default_factory=dict)
+    accounts: AccountBook = field(default_factory=AccountBook)
 
     def kube(self) -> KubeClient:
         if self.client is None:
@@ -115,12 +117,20 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         state.info = info
         return info
 
-    async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger) -> None:
+    @kopf.index(*RESOURCE, registry=registry)
+    def exchange_accounts(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
+        """Each bot's exchange-account claim as its status records it (see account_book)."""
+        return index_entries(body)
+
+    async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
+                  indices: Mapping[str, Any]) -> None:
         uid = str(body.metadata.uid)
+        state.accounts.observe(indices["exchange_accounts"])
         async with state.lock(uid):
             # A timer's body is live (kopf updates it in place): decide on one snapshot.
             snapshot = copy.deepcopy(dict(body))
-            new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger))
+            new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger),
+                                            state.accounts)
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         patch.status.update(new)
@@ -129,12 +139,13 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     @kopf.on.create(*RESOURCE, registry=registry)
     @kopf.on.update(*RESOURCE, registry=registry)
     async def reconcile_on_change(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
-                                  **_: Any) -> None:
-        await run(body, patch, logger)
+                                  **kwargs: Any) -> None:
+        await run(body, patch, logger, kwargs)
 
     @kopf.timer(*RESOURCE, interval=cfg.resync_seconds, initial_delay=cfg.resync_seconds,
                 idle=None, registry=registry)
-    async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger, **_: Any) -> None:
+    async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
+                     **kwargs: Any) -> None:
         """Re-evaluate periodically: a Secret key added later opens the live gate without
         touching the TradingBot; readiness of the Deployment lands in the status."""
         if body.metadata.deletion_timestamp:
@@ -145,7 +156,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         if settled and now - state.last_resync.get(uid, 0.0) < cfg.resync_seconds * SETTLED_FACTOR:
             return  # nothing to wait for: only drift of the children, checked less often
         state.last_resync[uid] = now
-        await run(body, patch, logger)
+        await run(body, patch, logger, kwargs)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
@@ -168,5 +179,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)
+        state.accounts.forget(str(body.metadata.uid))
 
     return state.close

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from novapulse.secrets import is_bcrypt_hash, secret_weakness
+from novapulse_operator.accounts import ACCOUNT_IN_USE
 from novapulse_operator.spec import BotSpec, Mode
 
 EXCHANGE_KEYS = ("KRAKEN_API_KEY", "KRAKEN_API_SECRET")
@@ -101,11 +102,20 @@ def evaluate(
     return GateResult(True, (), "PrerequisitesMet")
 
 
+def refused_for_account(gate: GateResult, why: str) -> GateResult:
+    """The gate closed because another TradingBot uses the exchange account (`why` names it);
+    any other problem the gate found is kept after it."""
+    return GateResult(False, (why, *gate.problems), ACCOUNT_IN_USE)
+
+
 def effective_mode(requested: Mode, gate: GateResult, running: Mode | None) -> Mode | None:
     """The mode that actually runs: the requested one, or — while the gate is closed — the
-    previous one (never a more dangerous one), or none."""
+    previous one (never a more dangerous one), or none. Refused the exchange account, no
+    canary either: it trades on that account too."""
     if gate.met:
         return requested
+    if gate.reason == ACCOUNT_IN_USE:
+        return "paper" if running == "paper" else None
     rank = {"paper": 0, "canary": 1, "live": 2}
     if running is not None and rank[running] < rank[requested]:
         return running

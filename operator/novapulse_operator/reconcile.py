@@ -12,7 +12,8 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from novapulse_operator import generated, livegate, manifests, metrics, rendering, status
+from novapulse_operator import accounts, generated, livegate, manifests, metrics, rendering, status
+from novapulse_operator.account_book import AccountBook
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.manifests import Owner
 from novapulse_operator.spec import BotSpec, Mode, parse_spec, spec_rule_violations
@@ -68,7 +69,9 @@ def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None
     before = status.get_condition(prev, status.LIVE_PREREQUISITES_MET) or {}
     after = status.get_condition(new, status.LIVE_PREREQUISITES_MET) or {}
     if after.get("status") == "False" and after.get("message") != before.get("message"):
-        emit("Warning", "LivePrerequisitesMissing", str(after.get("message")))
+        in_use = after.get("reason") == accounts.ACCOUNT_IN_USE
+        emit("Warning", accounts.ACCOUNT_IN_USE if in_use else "LivePrerequisitesMissing",
+             str(after.get("message")))
     if after.get("status") == "True" and before.get("status") == "False":
         emit("Normal", "LivePrerequisitesMet", str(after.get("message")))
     cfg_before = status.get_condition(prev, status.CONFIG_VALID) or {}
@@ -82,7 +85,7 @@ def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None
 
 
 async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
-                    now: datetime | None = None) -> dict[str, Any]:
+                    book: AccountBook, now: datetime | None = None) -> dict[str, Any]:
     """Converge the children of `body`; returns the new `.status` (the operator's keys)."""
     started = time.monotonic()
     now = now or datetime.now(UTC)
@@ -99,6 +102,10 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
                              canary_since=_parse_time(prev.get("canarySince")), now=now)
     effective = running if errors else livegate.effective_mode(spec.mode, gate, running)
+    account = prev.get("exchangeAccount")
+    if not errors:  # one bot per exchange account; an invalid config changes nothing
+        guarded = book.guard(body, accounts.account_of(exchange), spec.mode, gate, effective)
+        gate, effective, account = guarded.gate, guarded.effective, guarded.account
     rendered = rendering.render(spec, effective or "paper", identity)
     ready = False
     if not errors:
@@ -120,6 +127,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         effective=effective,
         deployment_ready=ready,
         config_hash=rendered.hash,
+        exchange_account=account,
     )
     new = status.compute_status(prev, observation, now)
     _events(prev, new, emit)

@@ -68,6 +68,7 @@ class Observation:
     effective: Mode | None
     deployment_ready: bool
     config_hash: str | None
+    exchange_account: str | None = None  # keyed hash of the API key (accounts.account_hash)
 
 
 def phase_of(obs: Observation) -> tuple[str, str]:
@@ -116,4 +117,5 @@ def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> 
     if not obs.config_errors:
         status["effectiveMode"] = obs.effective
         status["configHash"] = obs.config_hash
+        status["exchangeAccount"] = obs.exchange_account
     return status

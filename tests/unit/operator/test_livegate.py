@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import bcrypt
 import pytest
 
+from novapulse.secrets import is_bcrypt_hash
 from novapulse_operator import livegate
 from novapulse_operator.livegate import GateResult, effective_mode, evaluate, weakness
 from novapulse_operator.spec import parse_spec
@@ -71,7 +72,7 @@ def test_weak_values(key: str, value: str, problem: str) -> None:
 def test_real_values_pass() -> None:
     for key, value in {**DASH, **EXCHANGE}.items():
         assert weakness(key, value) is None, key
-    assert livegate.is_bcrypt_hash(bcrypt.hashpw(b"x", bcrypt.gensalt()).decode())
+    assert is_bcrypt_hash(bcrypt.hashpw(b"x", bcrypt.gensalt()).decode())
 
 
 def test_canary_first_policy() -> None:
@@ -97,3 +98,19 @@ def test_canary_first_policy() -> None:
 def test_effective_mode(requested, met, running, expected) -> None:  # type: ignore[no-untyped-def]
     result = GateResult(met, (), "x")
     assert effective_mode(requested, result, running) == expected
+
+
+@pytest.mark.parametrize(("requested", "running", "expected"), [
+    ("live", None, None),
+    ("live", "paper", "paper"),  # paper trades on no account: it keeps running
+    ("live", "canary", None),  # canary trades on the account too
+    ("live", "live", None),
+    ("canary", "paper", "paper"),
+])
+def test_refused_the_account_only_paper_keeps_running(  # type: ignore[no-untyped-def]
+        requested, running, expected) -> None:
+    refused = livegate.refused_for_account(GateResult(True, (), "PrerequisitesMet"),
+                                           "exchange account in use by TradingBot ns/a")
+    assert (refused.met, refused.reason) == (False, "ExchangeAccountInUse")
+    assert refused.message == "exchange account in use by TradingBot ns/a"
+    assert effective_mode(requested, refused, running) == expected
