@@ -33,6 +33,8 @@ from novapulse.config_env import FROM_ENV, EnvSetting, read_env, unknown_name, v
 # Kraken WebSocket v2 spelling, BASE/QUOTE (bitcoin is BTC there, not XBT). The operator's
 # CRD uses the same pattern for `spec.pairs`, so both refuse the same pairs.
 PAIR_PATTERN = r"^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$"
+PAIR_MAX_LENGTH = 21
+MAX_PAIRS = 50
 CURRENCY_PATTERN = r"^[A-Z0-9]{2,10}$"
 # Kraken's REST OHLC returns only its newest 720 candles whatever `since` says, and the
 # newest of them is the still-open one: 719 closed candles is all a warm-up can get.
@@ -72,7 +74,7 @@ def _wellformed_pair(pair: str) -> str:
 Pair = Annotated[
     str,
     AfterValidator(_wellformed_pair),
-    WithJsonSchema({"type": "string", "pattern": PAIR_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": PAIR_PATTERN, "maxLength": PAIR_MAX_LENGTH}),
 ]
 
 
@@ -80,10 +82,13 @@ class TradingConfig(_Section):
     mode: Mode = "paper"
     # Declared before `pairs`: the pairs are checked against it.
     account_currency: str = Field(
-        "BTC", pattern=CURRENCY_PATTERN,
+        "BTC", pattern=CURRENCY_PATTERN, json_schema_extra={"maxLength": 10},
         description="Currency of the bankroll, equity and P&L; every pair must be quoted in it",
     )
-    pairs: list[Pair] = Field(default_factory=lambda: ["ETH/BTC"], min_length=1)
+    pairs: list[Pair] = Field(
+        default_factory=lambda: ["ETH/BTC"], min_length=1, max_length=MAX_PAIRS,
+        validate_default=True,  # the default pairs too must be quoted in the account currency
+    )
     timeframe_minutes: Literal[1, 5, 15, 30, 60, 240, 1440] = 5
     warmup_bars: int = Field(500, ge=1, json_schema_extra={"maximum": MAX_WARMUP_BARS})
     starting_bankroll: float = Field(

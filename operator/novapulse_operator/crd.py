@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from novapulse.config import config_json_schema
+from novapulse.config import MAX_PAIRS, PAIR_MAX_LENGTH, PAIR_PATTERN, config_json_schema
 from novapulse_operator import spec as s
 from novapulse_operator.schema import config_schema
 
@@ -27,6 +27,39 @@ _SECRET_REF = {
 
 def _secret_ref(description: str) -> dict[str, Any]:
     return {**_SECRET_REF, "description": description}
+
+
+def _duration(description: str) -> dict[str, Any]:
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 32,
+        "pattern": s.DURATION_PATTERN,
+        "description": f"{description} A duration like 30s, 5m, 1h30m.",
+    }
+
+
+def _configured(section: str, field: str, default: str) -> str:
+    """CEL: spec.config.<section>.<field>, or the bot's default when spec.config omits it."""
+    path = f"self.config.{section}"
+    return (f"(has(self.config) && has({path}) && has({path}.{field}) ? {path}.{field} "
+            f": {default})")
+
+
+def _config_rules() -> list[dict[str, str]]:
+    """Cross-field rules of the bot's model that the CRD can check before anything ships."""
+    initial = _configured("feed", "reconnect_initial_seconds",
+                          repr(float(s.DEFAULT_RECONNECT_INITIAL)))
+    maximum = _configured("feed", "reconnect_max_seconds", repr(float(s.DEFAULT_RECONNECT_MAX)))
+    currency = _configured("trading", "account_currency", f"'{s.DEFAULT_ACCOUNT_CURRENCY}'")
+    default_pairs = "[" + ", ".join(f"'{p}'" for p in s.DEFAULT_PAIRS) + "]"
+    pairs = f"(has(self.pairs) ? self.pairs : {_configured('trading', 'pairs', default_pairs)})"
+    return [
+        # double(): a number written as an integer may reach an evaluator as an int.
+        {"rule": f"double{initial} <= double{maximum}", "message": s.RULE_RECONNECT_MSG},
+        {"rule": f"{pairs}.all(p, p.endsWith('/' + {currency}))",
+         "message": s.RULE_PAIR_QUOTE_MSG},
+    ]
 
 
 def _quantity() -> dict[str, Any]:
@@ -58,8 +91,8 @@ def spec_schema() -> dict[str, Any]:
             "pairs": {
                 "type": "array",
                 "minItems": 1,
-                "maxItems": 50,
-                "items": {"type": "string", "pattern": "^[A-Z0-9]{2,10}/[A-Z0-9]{2,10}$"},
+                "maxItems": MAX_PAIRS,
+                "items": {"type": "string", "pattern": PAIR_PATTERN, "maxLength": PAIR_MAX_LENGTH},
                 "description": "Overrides config.trading.pairs, e.g. ETH/BTC (WS v2 spelling).",
             },
             "exchange": {
@@ -92,11 +125,9 @@ def spec_schema() -> dict[str, Any]:
                 "type": "object",
                 "properties": {
                     "maxNotional": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
-                    "minDuration": {
-                        "type": "string",
-                        "pattern": "^([0-9]+h)?([0-9]+m)?([0-9]+s)?$",
-                        "description": "With requiredBeforeLive: time in canary before live.",
-                    },
+                    "minDuration": _duration(
+                        "With requiredBeforeLive: time in canary before live."
+                    ),
                     "requiredBeforeLive": {"type": "boolean", "default": False},
                 },
             },
@@ -139,6 +170,7 @@ def spec_schema() -> dict[str, Any]:
                 "!has(self.config.database.url)",
                 "message": s.RULE_NO_DB_URL_MSG,
             },
+            *_config_rules(),
         ],
     }
 

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from novapulse.config import FeedConfig, TradingConfig
+
 GROUP = "novapulse.io"
 VERSION = "v1alpha1"
 PLURAL = "tradingbots"
@@ -23,12 +25,13 @@ ON_DELETE = ("closePositions", "leaveOpen")
 BOT_PORT = 8090
 
 Mode = Literal["paper", "canary", "live"]
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+# The CRD's pattern for every duration field (with minLength 1: the pattern alone allows "").
+DURATION_PATTERN = r"^(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?$"
 
 
 def parse_duration(text: str) -> int:
     """'1h30m' → 5400 seconds. Raises ValueError on anything else."""
-    match = _DURATION.match(text.strip())
+    match = re.fullmatch(DURATION_PATTERN, text.strip())
     if not text.strip() or match is None:
         raise ValueError(f"not a duration like 1h30m: {text!r}")
     hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
@@ -124,14 +127,41 @@ def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
         errors.append(f"{RULE_LIVE_EXCHANGE_MSG}")
     if mode != "paper" and not dashboard.get("secretRef"):
         errors.append(f"{RULE_LIVE_DASHBOARD_MSG}")
-    database = (spec.get("config") or {}).get("database") or {}
+    config = spec.get("config") or {}
+    database = config.get("database") or {}
     if "url" in database:
         errors.append(RULE_NO_DB_URL_MSG)
+    feed = config.get("feed") or {}
+    initial = feed.get("reconnect_initial_seconds", DEFAULT_RECONNECT_INITIAL)
+    maximum = feed.get("reconnect_max_seconds", DEFAULT_RECONNECT_MAX)
+    if float(initial) > float(maximum):
+        errors.append(RULE_RECONNECT_MSG)
+    trading = config.get("trading") or {}
+    currency = trading.get("account_currency", DEFAULT_ACCOUNT_CURRENCY)
+    pairs = spec["pairs"] if "pairs" in spec else trading.get("pairs", DEFAULT_PAIRS)
+    if not all(str(pair).endswith(f"/{currency}") for pair in pairs):
+        errors.append(RULE_PAIR_QUOTE_MSG)
     return errors
+
+
+# The bot's defaults, which the CEL rules assume for settings spec.config leaves out.
+DEFAULT_RECONNECT_INITIAL = FeedConfig().reconnect_initial_seconds
+DEFAULT_RECONNECT_MAX = FeedConfig().reconnect_max_seconds
+DEFAULT_ACCOUNT_CURRENCY = TradingConfig().account_currency
+DEFAULT_PAIRS = tuple(TradingConfig().pairs)
 
 
 RULE_LIVE_EXCHANGE_MSG = "canary and live modes need spec.exchange.credentialsSecretRef"
 RULE_LIVE_DASHBOARD_MSG = "canary and live modes need spec.dashboard.secretRef"
+RULE_RECONNECT_MSG = (
+    "spec.config.feed.reconnect_initial_seconds must not exceed reconnect_max_seconds "
+    f"(defaults {DEFAULT_RECONNECT_INITIAL:g} and {DEFAULT_RECONNECT_MAX:g})"
+)
+RULE_PAIR_QUOTE_MSG = (
+    "every pair (spec.pairs, else spec.config.trading.pairs) must be quoted in the account "
+    f"currency spec.config.trading.account_currency (default {DEFAULT_ACCOUNT_CURRENCY}): "
+    "the bot does not convert between currencies"
+)
 RULE_NO_DB_URL_MSG = (
     "spec.config.database.url is not allowed (it would land in a ConfigMap): "
     "use spec.database.urlSecretRef"

@@ -18,6 +18,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from novapulse.config import ConfigError, build_config
 from novapulse_operator.crd import build_crd, render_crd_yaml
 from novapulse_operator.spec import spec_rule_violations
 
@@ -146,3 +147,71 @@ def test_cel_rules_and_their_python_mirror_agree(spec: dict[str, Any],
                                                  expected: list[str]) -> None:
     assert cel_errors(spec) == expected
     assert spec_rule_violations(_defaulted(spec)) == expected
+
+
+@pytest.mark.parametrize("pair", ["ETH/BTC", "XDG/BTC", "nonsense", "eth/btc", "ETH-BTC",
+                                  "ETHBTC", "E/BTC", "ETH/BTC/X", "TOOLONGNAME1/BTC"])
+def test_crd_pairs_and_the_bot_model_refuse_the_same_pairs(pair: str) -> None:
+    crd_accepts = not schema_errors(_mutated({"pairs": [pair]}))
+    try:
+        build_config({"trading": {"pairs": [pair]}})
+        model_accepts = True
+    except ConfigError as exc:
+        model_accepts = not any(e.startswith("trading.pairs.0:") for e in exc.errors)
+    assert crd_accepts == model_accepts
+    assert crd_accepts == (pair in ("ETH/BTC", "XDG/BTC"))
+
+
+@pytest.mark.parametrize(("duration", "accepted"), [
+    ("24h", True), ("1h30m", True), ("45s", True), ("", False), ("one day", False),
+    ("1d", False), ("h", False)])
+def test_durations_must_be_non_empty_and_well_formed(duration: str, accepted: bool) -> None:
+    errors = schema_errors(_mutated({"canary": {"minDuration": duration}}))
+    assert (errors == []) == accepted, errors
+
+
+def test_every_duration_field_is_checked() -> None:
+    """Any spec field named like a duration carries the duration pattern and minLength 1."""
+    found = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for name, child in node.get("properties", {}).items():
+            if "duration" in name.lower() or name.endswith("After"):
+                found.append(path + name)
+                assert child.get("minLength") == 1 and child.get("pattern"), path + name
+            walk(child, f"{path}{name}.")
+
+    walk(_crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"], "spec.")
+    assert found == ["spec.canary.minDuration"]
+
+
+RECONNECT = ("spec.config.feed.reconnect_initial_seconds must not exceed reconnect_max_seconds "
+             "(defaults 1 and 60)")
+QUOTE = ("every pair (spec.pairs, else spec.config.trading.pairs) must be quoted in the account "
+         "currency spec.config.trading.account_currency (default BTC): the bot does not "
+         "convert between currencies")
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ({"config": {"feed": {"reconnect_initial_seconds": 30, "reconnect_max_seconds": 10}}},
+     [RECONNECT]),
+    ({"config": {"feed": {"reconnect_max_seconds": 0.5}}}, [RECONNECT]),
+    ({"config": {"feed": {"reconnect_initial_seconds": 2.5, "reconnect_max_seconds": 2.5}}}, []),
+    ({"pairs": ["ETH/BTC", "ETH/USD"]}, [QUOTE]),
+    ({"config": {"trading": {"pairs": ["ETH/EUR"]}}}, [QUOTE]),
+    ({"config": {"trading": {"account_currency": "USD"}}}, [QUOTE]),
+    ({"pairs": ["ETH/USD"], "config": {"trading": {"account_currency": "USD"}}}, []),
+])
+def test_config_cross_field_rules_in_cel_match_the_bot_model(spec: dict[str, Any],
+                                                             expected: list[str]) -> None:
+    assert cel_errors(spec) == expected
+    assert spec_rule_violations(_defaulted(spec)) == expected
+    bot_view = copy.deepcopy(spec.get("config", {}))
+    if "pairs" in spec:
+        bot_view.setdefault("trading", {})["pairs"] = spec["pairs"]
+    try:
+        build_config(bot_view)
+        model_refuses = False
+    except ConfigError:
+        model_refuses = True
+    assert model_refuses == bool(expected)
