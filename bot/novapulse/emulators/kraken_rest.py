@@ -2,7 +2,9 @@
 
 Serves `/0/public/Time`, `/0/public/Assets`, `/0/public/AssetPairs` and `/0/public/OHLC`
 in Kraken's response shapes, so `ccxt.kraken` pointed at it (`urls['api']['public']`)
-loads markets and pages OHLC as against the real API. `fail_requests()` makes every
+loads markets and fetches OHLC as against the real API. Like Kraken, OHLC serves only the
+newest 720 candles up to now, the still-open one last and always, whatever `since` asks:
+older history cannot be paged. `fail_requests()` makes every
 request answer HTTP 503 `EService:Unavailable`. Endpoints are registered in `_routes`, so
 private ones (AddOrder, ...) and per-endpoint error injection can be added next to them.
 """
@@ -10,6 +12,7 @@ private ones (AddOrder, ...) and per-endpoint error injection can be added next 
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,9 +179,13 @@ class KrakenRestEmulator:
         except ValueError:
             return _error("EGeneral:Invalid arguments:since")
         now = self._now_ts()
-        rows = [c for c in pair.candles if since < c.ts <= now][:OHLC_MAX_ROWS]
+        end = bisect_right(pair.candles, now, key=lambda c: c.ts)
+        window = pair.candles[max(0, end - OHLC_MAX_ROWS) : end]
+        rows = [c for c in window[:-1] if c.ts > since] + window[-1:]
+        committed = [c for c in rows if c.ts + c.interval_s <= now]
         body: dict[str, Any] = {pair.pair_id: [_ohlc_row(c) for c in rows]}
-        body["last"] = rows[-1].ts if rows else int(since)
+        # `last` is the `since` that polls for newer committed candles.
+        body["last"] = committed[-1].ts if committed else int(since)
         return _ok(body)
 
     def _find_pair(self, name: str) -> EmulatedPair | None:

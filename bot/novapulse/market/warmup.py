@@ -1,8 +1,10 @@
 """Warm-up: the last `bars` closed candles per pair from Kraken's REST OHLC, through ccxt.
 
-Kraken returns at most 720 candles a call, so we page forward with `since`. A warm-up is a
-nicety, not a precondition: on any network or exchange error we log a warning and return
-what we have, and the indicators fill up from the live feed instead.
+Kraken's REST OHLC serves only its newest 720 candles, the still-open one last, whatever
+`since` asks for: older history cannot be paged, so one call per pair is all there is and at
+most 719 closed candles arrive (`trading.warmup_bars` is bounded accordingly). A warm-up is a
+nicety, not a precondition: when fewer bars than asked arrive, or on any network or exchange
+error, we log a warning and the indicators fill up from the live feed instead.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 from ccxt.base.errors import BaseError
 
+from novapulse.config import KRAKEN_OHLC_MAX_ROWS
 from novapulse.models import Candle
 
 log = logging.getLogger(__name__)
-
-KRAKEN_MAX_OHLC_ROWS = 720
 
 
 async def fetch_warmup(
@@ -41,9 +42,8 @@ async def fetch_warmup(
     result: dict[str, list[Candle]] = {}
     try:
         for pair in pairs:
-            candles: list[Candle] = []
             try:
-                await _fetch_pair(exchange, pair, timeframe_minutes, bars, end, candles)
+                candles = await _fetch_pair(exchange, pair, timeframe_minutes, bars, end)
             except (BaseError, OSError, TimeoutError) as exc:
                 log.warning(
                     "warm-up unavailable for %s: %s: %s; continuing without",
@@ -51,34 +51,39 @@ async def fetch_warmup(
                     type(exc).__name__,
                     exc,
                 )
-            result[pair] = candles[-bars:] if bars > 0 else []
+                candles = []
+            else:
+                if len(candles) < bars:
+                    log.warning(
+                        "warm-up for %s: only %d of %d bars arrived (Kraken's REST OHLC serves "
+                        "only its newest %d candles); the indicators fill up from the live feed",
+                        pair,
+                        len(candles),
+                        bars,
+                        KRAKEN_OHLC_MAX_ROWS,
+                    )
+            result[pair] = candles
     finally:
         await exchange.close()
     return result
 
 
 async def _fetch_pair(
-    exchange: Any, pair: str, timeframe_minutes: int, bars: int, end: float, out: list[Candle]
-) -> None:
-    """Appends to `out` as pages arrive, so a failure mid-way keeps the pages already read."""
+    exchange: Any, pair: str, timeframe_minutes: int, bars: int, end: float
+) -> list[Candle]:
+    """The newest `bars` closed candles (or fewer: all Kraken has), from one OHLC call."""
+    if bars <= 0:
+        return []
     interval_s = timeframe_minutes * 60
     await exchange.load_markets()
     symbol = _ccxt_symbol(exchange, pair)
     since_s = int(end) - (bars + 1) * interval_s
-    while True:
-        rows = await exchange.fetch_ohlcv(
-            symbol, f"{timeframe_minutes}m", since=since_s * 1000, limit=KRAKEN_MAX_OHLC_ROWS
-        )
-        newest = out[-1].ts if out else None
-        fresh = [
-            _candle(pair, row, interval_s)
-            for row in rows
-            if (newest is None or row[0] // 1000 > newest) and row[0] // 1000 + interval_s <= end
-        ]
-        if not fresh:
-            return
-        out.extend(fresh)
-        since_s = out[-1].ts + interval_s
+    rows = await exchange.fetch_ohlcv(
+        symbol, f"{timeframe_minutes}m", since=since_s * 1000, limit=KRAKEN_OHLC_MAX_ROWS
+    )
+    closed = [_candle(pair, row, interval_s) for row in rows
+              if row[0] // 1000 + interval_s <= end]
+    return closed[-bars:]
 
 
 def _ccxt_symbol(exchange: Any, pair: str) -> str:
