@@ -23,6 +23,7 @@ ANNOTATION_PREFIX = "novapulse.io"
 RESOURCE = (GROUP, VERSION, PLURAL)
 SETTLED_PHASES = ("Running", "Suspended")  # a resync of these only corrects drift
 SETTLED_FACTOR = 10
+ACCOUNTS_INDEX = "exchange_accounts"  # kopf passes the index to handlers under this name
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         state.info = info
         return info
 
-    @kopf.index(*RESOURCE, registry=registry)
+    @kopf.index(*RESOURCE, id=ACCOUNTS_INDEX, registry=registry)
     def exchange_accounts(body: kopf.Body, **_: Any) -> dict[tuple[str, str], Any]:
         """Each bot's exchange-account claim as its status records it (see account_book)."""
         return index_entries(body)
@@ -125,7 +126,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                   indices: Mapping[str, Any]) -> None:
         uid = str(body.metadata.uid)
-        state.accounts.observe(indices["exchange_accounts"])
+        state.accounts.observe(indices[ACCOUNTS_INDEX])
         async with state.lock(uid):
             # A timer's body is live (kopf updates it in place): decide on one snapshot.
             snapshot = copy.deepcopy(dict(body))
