@@ -140,8 +140,23 @@ class RiskConfig(_Section):
     max_drawdown_pct: float = Field(15.0, gt=0, le=100)
     stale_data_seconds: int = Field(900, ge=1, description="Older market data blocks entries")
     max_trades_per_hour: int = Field(6, ge=1, le=1_000)
-    min_bankroll: float = Field(10.0, ge=0, description="Below this equity the bot stops entering")
+    # A percentage, so the floor fits any account size and currency (10 of the 10,000
+    # default bankroll, as before; 0.001 of a 1 BTC account).
+    min_bankroll_pct: float = Field(
+        0.1, ge=0, lt=100,
+        description="'Bankroll depleted' at or below this % of trading.starting_bankroll",
+    )
+    min_bankroll: float | None = Field(
+        None, ge=0,
+        description="Absolute floor in the account currency; overrides min_bankroll_pct",
+    )
     min_confidence: float = Field(0.55, ge=0, le=1)
+
+    def min_bankroll_amount(self, starting_bankroll: float) -> float:
+        """Equity (account currency) at or below which entries stop: 'Bankroll depleted'."""
+        if self.min_bankroll is not None:
+            return self.min_bankroll
+        return starting_bankroll * self.min_bankroll_pct / 100.0
 
 
 class FeedConfig(_Section):
@@ -159,7 +174,9 @@ class ExchangeConfig(_Section):
     name: Literal["kraken"] = "kraken"
     rest_url: str | None = Field(None, description="Override of the REST API base (tests)")
     rate_limit_per_second: float = Field(1.0, gt=0, le=50)
-    canary_max_notional: float = Field(50.0, gt=0)
+    canary_max_notional: float = Field(
+        0.001, gt=0, description="Cap on a canary order's notional, in the account currency"
+    )
 
 
 class MonitoringConfig(_Section):

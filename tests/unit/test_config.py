@@ -187,3 +187,23 @@ def test_reconnect_initial_above_max_is_refused() -> None:
         build_config({"feed": {"reconnect_initial_seconds": 30, "reconnect_max_seconds": 10}})
     assert any("reconnect_max_seconds must be >= reconnect_initial_seconds" in e
                for e in info.value.errors)
+
+
+def test_bankroll_floor_scales_with_the_account() -> None:
+    one_btc = build_config({"trading": {"starting_bankroll": 1.0}})
+    floor = one_btc.risk.min_bankroll_amount(one_btc.trading.starting_bankroll)
+    assert floor == pytest.approx(0.001)  # a 1 BTC account is not "Bankroll depleted" at once
+    default = Config()
+    assert default.risk.min_bankroll_amount(default.trading.starting_bankroll) == (
+        pytest.approx(10.0))
+
+
+def test_an_absolute_bankroll_floor_overrides_the_percentage() -> None:
+    config = build_config({"risk": {"min_bankroll": 0.5, "min_bankroll_pct": 50}})
+    assert config.risk.min_bankroll_amount(1.0) == 0.5
+    with pytest.raises(ConfigError, match=r"risk\.min_bankroll_pct:"):
+        build_config({"risk": {"min_bankroll_pct": 100}})
+
+
+def test_canary_cap_is_sized_for_a_btc_account() -> None:
+    assert Config().exchange.canary_max_notional <= 0.01
