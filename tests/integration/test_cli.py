@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,9 +20,10 @@ risk:
 """
 
 
-def novapulse(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+def novapulse(*args: str, cwd: Path | None = None,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "novapulse.cli", *args], capture_output=True,
-                          text=True, timeout=120, cwd=cwd, check=False)
+                          text=True, timeout=120, cwd=cwd, check=False, env=env)
 
 
 def test_backtest_json_over_every_sample_file() -> None:
@@ -84,3 +86,32 @@ def test_run_refuses_a_bad_feed(tmp_path: Path) -> None:
     result = novapulse("run", "--feed", "replay:nope.csv.gz", "--data-dir", str(tmp_path))
     assert result.returncode == 2
     assert "no such file: nope.csv.gz" in result.stderr
+
+
+def test_config_validate_refuses_what_the_crd_refuses(tmp_path: Path) -> None:
+    path = tmp_path / "pairs.yaml"
+    path.write_text("trading:\n  pairs: [nonsense, ETH/USD]\n  warmup_bars: 1000\n")
+    result = novapulse("config", "validate", str(path), "--no-env")
+    assert result.returncode == 2
+    assert ("  - trading.pairs.0: 'nonsense' is not a pair in Kraken's WebSocket v2 spelling "
+            "BASE/QUOTE") in result.stderr
+    assert "  - trading.warmup_bars: at most 719: Kraken's REST OHLC" in result.stderr
+
+
+def test_config_validate_names_the_file_line_and_column_of_a_yaml_error(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text("trading:\n  pairs: [ETH/BTC\nrisk: {}\n")
+    result = novapulse("config", "validate", str(path), "--no-env")
+    assert result.returncode == 2
+    assert f"  - {path}:3:5: not valid YAML:" in result.stderr
+    assert "<unicode string>" not in result.stderr
+
+
+def test_config_validate_names_a_mistyped_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "ok.yaml"
+    path.write_text("trading:\n  pairs: [ETH/BTC]\n")
+    env = {**os.environ, "NOVAPULSE__TRADNG__PAIRS": "[LTC/BTC]"}
+    result = novapulse("config", "validate", str(path), env=env)
+    assert result.returncode == 2
+    assert ("  - NOVAPULSE__TRADNG__PAIRS: unknown section 'tradng' (from the environment); "
+            "did you mean 'trading'?") in result.stderr
