@@ -11,7 +11,7 @@ from novapulse_operator.manifests import CONFIG_HASH_ANNOTATION
 
 from .conftest import Cluster, eventually, operator
 
-PAPER: dict[str, Any] = {"mode": "paper", "pairs": ["ETH/XBT"],
+PAPER: dict[str, Any] = {"mode": "paper", "pairs": ["ETH/BTC"],
                          "config": {"risk": {"risk_per_trade_pct": 0.5}}}
 CHILDREN = [
     ("v1", "serviceaccounts", "bot1"),
