@@ -19,10 +19,13 @@ DASHBOARD = {
     "DASHBOARD_ADMIN_PASSWORD_HASH": bcrypt.hashpw(b"a real password", bcrypt.gensalt(4)).decode(),
 }
 # Two Secrets, two API secrets, one API key: one exchange account.
-KRAKEN_A = {"KRAKEN_API_KEY": SHARED_KEY, "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/="}
-KRAKEN_B = {"KRAKEN_API_KEY": SHARED_KEY, "KRAKEN_API_SECRET": "Lp3Vb8Nm1Qz6Wt0Kr5Hc2Js7Fd9Gx4Ey+/="}
+KRAKEN_A = {"KRAKEN_API_KEY": SHARED_KEY,
+            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/="}
+KRAKEN_B = {"KRAKEN_API_KEY": SHARED_KEY,
+            "KRAKEN_API_SECRET": "Lp3Vb8Nm1Qz6Wt0Kr5Hc2Js7Fd9Gx4Ey+/="}
 # Deletion pauses the bot first: nobody listens here, and leaveOpen lets it go at once.
 UNREACHABLE = {"novapulse.io/bot-endpoint": "http://127.0.0.1:1"}
+WITHIN = 30.0  # generous for a loaded machine: every wait returns as soon as it holds
 
 
 def live(secret: str) -> dict[str, Any]:
@@ -67,10 +70,10 @@ async def test_a_second_live_bot_on_one_key_waits_until_the_first_goes_paper(
         async def first_live() -> bool:
             return await pod_mode(cluster, "first") == ("live", 1)
 
-        await eventually(first_live, what="the first bot live")
+        await eventually(first_live, within=WITHIN, what="the first bot live")
         await cluster.create_bot("second", live("kraken-b"), UNREACHABLE)
 
-        second = await eventually(lambda: refused(cluster, "second"),
+        second = await eventually(lambda: refused(cluster, "second"), within=WITHIN,
                                   what="the second refused for the account")
         cond = gate_condition(second)
         assert cond["status"] == "False"
@@ -84,7 +87,7 @@ async def test_a_second_live_bot_on_one_key_waits_until_the_first_goes_paper(
         assert account == first["status"]["exchangeAccount"]  # the same account, by hash
 
         warnings = await eventually(lambda: cluster.events("ExchangeAccountInUse"),
-                                    what="a Warning Event")
+                                    within=WITHIN, what="a Warning Event")
         assert warnings[0]["type"] == "Warning"
         assert "default/first" in warnings[0]["message"]
         shown = json.dumps([first, second, await cluster.events()])
@@ -95,7 +98,8 @@ async def test_a_second_live_bot_on_one_key_waits_until_the_first_goes_paper(
         async def second_live() -> bool:
             return await pod_mode(cluster, "second") == ("live", 1)
 
-        await eventually(second_live, what="the second bot live once the first is paper")
+        await eventually(second_live, within=WITHIN,
+                         what="the second bot live once the first is paper")
         assert await pod_mode(cluster, "first") == ("paper", 1)
         first = await cluster.bot("first")
         assert "exchangeAccount" not in (first or {}).get("status", {})
@@ -118,7 +122,8 @@ async def test_two_bots_created_together_never_both_run_and_deletion_frees_the_a
                     return winner, loser
             return None
 
-        winner, loser = await eventually(settled, what="one live bot, the other refused")
+        winner, loser = await eventually(settled, within=WITHIN,
+                                         what="one live bot, the other refused")
         assert f"TradingBot default/{winner}" in gate_condition(
             await cluster.bot(loser))["message"]
 
@@ -127,4 +132,5 @@ async def test_two_bots_created_together_never_both_run_and_deletion_frees_the_a
         async def loser_live() -> bool:
             return await pod_mode(cluster, loser) == ("live", 1)
 
-        await eventually(loser_live, within=20, what="the other bot live once the first is gone")
+        await eventually(loser_live, within=WITHIN,
+                         what="the other bot live once the first is gone")
