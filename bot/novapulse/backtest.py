@@ -40,7 +40,9 @@ class BacktestSummary:
 
 
 def merge_by_time(series: Iterable[list[Candle]]) -> Iterator[Candle]:
-    return heapq.merge(*series, key=lambda c: c.ts)
+    """Candles of every file in time order; candles closing together go in pair order, so the
+    order of the files never changes a result."""
+    return heapq.merge(*series, key=lambda c: (c.ts, c.pair))
 
 
 def summarize(engine: Engine, trades: list[Trade], candles: int, seconds: float,

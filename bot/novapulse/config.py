@@ -136,6 +136,8 @@ class RiskConfig(_Section):
     max_open_positions: int = Field(3, ge=1, le=100)
     risk_of_ruin_threshold: float = Field(0.05, gt=0, le=1)
     risk_of_ruin_min_trades: int = Field(20, ge=1)
+    risk_of_ruin_window: int = Field(
+        100, ge=10, le=10_000, description="Recent closed trades the risk of ruin is judged on")
     max_consecutive_losses: int = Field(5, ge=1, le=100)
     max_drawdown_pct: float = Field(15.0, gt=0, le=100)
     stale_data_seconds: int = Field(900, ge=1, description="Older market data blocks entries")

@@ -19,8 +19,8 @@ from novapulse.execution.paper import OrderRequest, PaperExecutor
 from novapulse.indicators import PairIndicators
 from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
 from novapulse.order_ids import client_order_id_for
-from novapulse.positions import exit_trigger, initial_stops, position_size, update_trailing_stop
-from novapulse.risk import MSG_MANUAL_PAUSE, PausedBy, RiskManager, Verdict
+from novapulse.positions import exit_trigger, initial_stops, plan_position, update_trailing_stop
+from novapulse.risk import MSG_MANUAL_PAUSE, PausedBy, RiskManager, Verdict, r_multiple
 from novapulse.strategies import Strategy, default_strategies
 from novapulse.strategies.ensemble import Decision, Ensemble
 from novapulse.strategies.performance import StrategyBook
@@ -62,8 +62,10 @@ class Engine:
         strategies = list(strategies) if strategies is not None else default_strategies()
         self.ensemble = Ensemble(strategies, dict(config.ai.strategy_weights))
         self.book = StrategyBook([s.name for s in strategies], config.ai)
+        self.slippage = config.trading.slippage_bps / 10_000.0
         self.risk = RiskManager(config.risk, config.trading.quiet_hours,
-                                config.trading.starting_bankroll)
+                                config.trading.starting_bankroll,
+                                fee_rate=config.trading.fee_rate, slippage=self.slippage)
         self.decide_after: dict[str, int] = {}
         self.closed_count = 0
         self.realized_pnl = 0.0
@@ -109,8 +111,11 @@ class Engine:
         if candle.ts <= self.decide_after.get(pair, -1):
             return []
         now = float(candle.close_ts)
+        # A candle closing behind the market clock is late news whatever the feed says.
         if self._market_now is None or now > self._market_now:
             self._market_now = now
+        elif self._market_now - now > data_age_s:
+            data_age_s = self._market_now - now
         if self.risk.is_new_day(now):  # equity sums every position: only once a day
             self.risk.roll_day(now, self.equity())
         if now >= self._next_guardrail_tick:
@@ -118,11 +123,16 @@ class Engine:
         executions: list[Execution] = []
         trade = self.positions.get(pair)
         if trade is not None:
-            update_trailing_stop(trade, candle, self.config.risk)
+            # Judged against the stops as they stood at the open, then ratcheted (positions.py).
             trigger = exit_trigger(trade, candle)
             if trigger is not None:
                 executions.append(self._close(trade, trigger[0], trigger[1], now))
                 trade = None
+            else:
+                update_trailing_stop(trade, candle, self.config.risk)
+        if self.positions:
+            for message in self.risk.mark(self.equity(), now):
+                self._auto_paused(message, now, pair)
         if not ind.ready:
             return executions
         decision = self.ensemble.evaluate_all(ind, candle, self._disabled)
@@ -149,9 +159,10 @@ class Engine:
             self.thoughts.add(now, "blocked", verdict.message, pair,
                               {"gate": str(verdict.gate), "confidence": decision.confidence})
             return None
-        fee_rate = self.config.trading.fee_rate
-        quantity = position_size(equity=equity, cash=self.cash, price=candle.close,
-                                 fee_rate=fee_rate, config=self.config.risk)
+        plan = plan_position(equity=equity, cash=self.cash, price=candle.close,
+                             fee_rate=self.config.trading.fee_rate, slippage=self.slippage,
+                             config=self.config.risk)
+        quantity = plan.quantity
         if quantity <= 0:
             self.thoughts.add(now, "blocked", "Bankroll depleted", pair, {"gate": "bankroll"})
             return None
@@ -201,10 +212,15 @@ class Engine:
         self.book.record_result([n for n in trade.strategy.split(",") if n], trade.pnl, now)
         self._tick_guardrails(now)
         self._retune()
-        for message in self.risk.record_close(trade.pnl, now, self.equity()):
-            self.thoughts.add(now, "pause", message, trade.pair, {"paused_by": "risk_rule"},
-                              level=logging.WARNING)
+        r = r_multiple(trade.pnl, trade.entry_price, trade.stop_loss, trade.quantity,
+                       trade.entry_fee, self.config.trading.fee_rate)
+        for message in self.risk.record_close(trade.pnl, r, now, self.equity()):
+            self._auto_paused(message, now, trade.pair)
         return Execution(trade, order)
+
+    def _auto_paused(self, message: str, now: float, pair: str | None) -> None:
+        self.thoughts.add(now, "pause", message, pair, {"paused_by": "risk_rule"},
+                          level=logging.WARNING)
 
     def _tick_guardrails(self, now: float) -> None:
         """Let the guardrail disable or re-enable strategies. Results only change when a trade
@@ -213,16 +229,19 @@ class Engine:
             self.thoughts.add(now, "guardrail", event.message, None, {"strategy": event.strategy},
                               level=logging.WARNING)
         self._disabled = self.book.disabled(now) | self.manually_disabled
-        self._next_guardrail_tick = now + GUARDRAIL_TICK_SECONDS
+        # Tick again at the first re-enable due, so the engine and /api/v1/strategies agree
+        # to the candle.
+        self._next_guardrail_tick = min(now + GUARDRAIL_TICK_SECONDS,
+                                        self.book.next_reenable_at())
 
     def _retune(self) -> None:
+        """The book's weights already include the configured ones."""
         if self.config.ai.auto_tune_enabled:
-            configured = self.config.ai.strategy_weights
-            self.ensemble.update_weights({name: configured.get(name, 1.0) * weight
-                                          for name, weight in self.book.weights().items()})
+            self.ensemble.update_weights(self.book.weights())
 
     # --- control ----------------------------------------------------------------------------
     def pause(self, reason: str, by: PausedBy, now: float) -> bool:
+        """Take `by`'s pause slot; False when that party already holds one."""
         if not self.risk.pause_trading(reason, by, now):
             return False
         text = f"{MSG_MANUAL_PAUSE}: {reason}" if by is PausedBy.MANUAL else (
@@ -231,12 +250,18 @@ class Engine:
         return True
 
     def resume(self, now: float, by: PausedBy | None = None) -> bool:
-        pause = self.risk.pause
-        previous = (pause.paused_by, pause.reason)
-        if not self.risk.resume_trading(self.equity(), by):
+        """Lift `by`'s pause, or every pause when None (an admin's resume, which says so).
+        Trading runs again only when no pause is left."""
+        lifted = self.risk.resume_trading(self.equity(), by)
+        if not lifted:
             return False
-        self.thoughts.add(now, "resume", f"Trading RESUMED (was paused by {previous[0]}: "
-                          f"{previous[1]})", None, {"resumed_by": str(by or "control")})
+        was = "; ".join(f"{hold.by}: {hold.reason}" for hold in lifted)
+        scope = "all pauses lifted" if by is None and len(lifted) > 1 else f"{len(lifted)} lifted"
+        left = self.risk.pauses.holds
+        state = ("Trading RESUMED" if not left else
+                 "Pause lifted, still paused by " + ", ".join(str(h.by) for h in left))
+        self.thoughts.add(now, "resume", f"{state} ({scope}; was paused by {was})", None,
+                          {"resumed_by": str(by or "control"), "still_paused": bool(left)})
         return True
 
     def set_strategy_enabled(self, name: str, enabled: bool, now: float) -> bool:
@@ -266,21 +291,9 @@ class Engine:
     # --- persistence ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
         """What the store keeps besides trades, so a restart resumes exactly."""
-        st = self.risk.state
-        pause = st.pause
         return {
             "last_candle_ts": dict(self.last_candle_ts),
-            "risk": {
-                "day_start": st.day_start, "day_start_equity": st.day_start_equity,
-                "daily_realized_pnl": st.daily_realized_pnl, "peak_equity": st.peak_equity,
-                "consecutive_losses": st.consecutive_losses,
-                "last_close_time": st.last_close_time, "entry_times": list(st.entry_times),
-                "wins": st.wins, "losses": st.losses, "sum_wins": st.sum_wins,
-                "sum_losses": st.sum_losses,
-            },
-            "pause": {"paused": pause.paused, "reason": pause.reason,
-                      "paused_by": str(pause.paused_by) if pause.paused_by else None,
-                      "since": pause.since},
+            "risk": self.risk.snapshot(),
             "strategies": self.book.snapshot(),
             "manually_disabled": sorted(self.manually_disabled),
         }
@@ -307,20 +320,7 @@ class Engine:
             return
         for pair, ts in checkpoint.get("last_candle_ts", {}).items():
             self.decide_after[pair] = max(self.decide_after.get(pair, -1), int(ts))
-        st = self.risk.state
-        saved = checkpoint.get("risk", {})
-        for key in ("day_start", "day_start_equity", "daily_realized_pnl", "peak_equity",
-                    "consecutive_losses", "last_close_time", "wins", "losses", "sum_wins",
-                    "sum_losses"):
-            if key in saved:
-                setattr(st, key, saved[key])
-        st.entry_times.clear()
-        st.entry_times.extend(saved.get("entry_times", []))
-        pause = checkpoint.get("pause") or {}
-        if pause.get("paused"):
-            self.risk.pause_trading(pause.get("reason", ""),
-                                    PausedBy(pause.get("paused_by") or "manual"),
-                                    pause.get("since") or 0.0)
+        self.risk.restore(checkpoint.get("risk", {}), legacy_pause=checkpoint.get("pause"))
         self.manually_disabled = set(checkpoint.get("manually_disabled", [])) & set(
             self.strategy_names)
         self._disabled |= self.manually_disabled

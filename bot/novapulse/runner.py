@@ -116,7 +116,7 @@ class BotRunner:
             self.thoughts,
         )
         self.state = RunnerState()
-        self.queue: asyncio.Queue[tuple[Candle, bool, float]] = asyncio.Queue()
+        self.queue: asyncio.Queue[tuple[Candle, bool, float, float]] = asyncio.Queue()
         self.stopping = asyncio.Event()
         self.exit_code = EXIT_OK
         self.store: Store | None = None
@@ -240,16 +240,30 @@ class BotRunner:
         else:
             fetched = await fetch_warmup(self.pairs, interval, self.config.trading.warmup_bars,
                                          rest_url=self.config.exchange.rest_url)
-            for candles in fetched.values():
-                for candle in candles:
-                    self.engine.warm_up(candle)
+            await self._catch_up(sorted((c for candles in fetched.values() for c in candles),
+                                        key=lambda c: (c.ts, c.pair)))
             self.state.warmed_up = True
         self.client = KrakenWsClient(url, self.pairs, interval, self._on_candle, self.config.feed)
 
+    async def _catch_up(self, history: list[Candle]) -> None:
+        """Warm the indicators on candles already past; a restored position's stops are judged
+        on those the bot missed while it was down, so a stop crossed meanwhile is honoured."""
+        for candle in history:
+            await self._judge_missed(candle)
+            self.engine.warm_up(candle)
+
+    async def _judge_missed(self, candle: Candle) -> None:
+        for execution in self.engine.check_exits_while_down(candle):
+            log.warning("%s: exited on a candle missed while down: %s", execution.trade.trade_id,
+                        execution.trade.notes)
+            await self.persist(execution)
+
     def _on_candle(self, candle: Candle) -> None:
         # Judged on arrival, not when dequeued: a backlog must not turn live candles into history.
-        history = self.client is not None and self.client.is_history(candle)
-        self.queue.put_nowait((candle, history, time.perf_counter()))
+        client = self.client
+        history = client is not None and client.is_history(candle)
+        lag = client.market_lag(candle) if client is not None else 0.0
+        self.queue.put_nowait((candle, history, time.perf_counter(), lag))
 
     def _install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
@@ -290,13 +304,15 @@ class BotRunner:
     async def _decide_loop(self, store: Store) -> None:
         engine = self.engine
         while True:
-            candle, history, received = await self.queue.get()
+            candle, history, received, market_lag = await self.queue.get()
             client = self.client
-            if history:
-                engine.warm_up(candle)  # a snapshot after (re)connect: old news, not a signal
+            if history:  # a snapshot after (re)connect: old news, not a signal to enter on
+                await self._judge_missed(candle)
+                engine.warm_up(candle)
                 continue
-            age = client.health.data_age(candle.pair, time.time()) if client else None
-            executions = engine.on_candle(candle, age or 0.0)
+            # Data age in market time (how late the candle closed), plus the time it waited here.
+            age = market_lag + (time.perf_counter() - received)
+            executions = engine.on_candle(candle, age)
             self.state.warmed_up = True
             self.metrics.decision(time.perf_counter() - received)
             self.state.candles += 1

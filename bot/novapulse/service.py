@@ -95,17 +95,20 @@ class BotService:
         """Push each new thought to `listener`; returns the function that unsubscribes."""
         return self._runner.thoughts.subscribe(listener)
 
-    def risk(self) -> list[dict[str, Any]]:
-        """Every gate; stale data is judged on the oldest pair's data age."""
+    def risk(self) -> dict[str, Any]:
+        """Every gate (the same objects that decide entries), and what a trade really risks;
+        stale data is judged on the oldest pair's last update."""
         runner = self._runner
         engine = runner.engine
         health = runner.client.health if runner.client else None
         now = time.time()
         ages = [health.data_age(pair, now) for pair in runner.pairs] if health else []
         known = [age for age in ages if age is not None]
-        return engine.risk.report(now=engine.market_now(), equity=engine.equity(),
-                                  open_positions=len(engine.positions),
-                                  data_age_s=max(known) if known else None)
+        equity = engine.equity()
+        gates = engine.risk.report(now=engine.market_now(), equity=equity, cash=engine.cash,
+                                   open_positions=len(engine.positions),
+                                   data_age_s=max(known) if known else None)
+        return {"gates": gates, "sizing": engine.risk.sizing_report(equity)}
 
     def strategies(self) -> list[dict[str, Any]]:
         engine = self._runner.engine

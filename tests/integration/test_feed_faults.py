@@ -365,3 +365,20 @@ async def test_snapshot_backlog_is_history_and_live_candles_are_not() -> None:
     assert len(history) >= 55
     assert max(history) < min(live)
     assert all(b - a == 300 for a, b in itertools.pairwise(live))
+
+
+
+async def test_replayed_updates_carry_market_time_so_a_just_closed_candle_is_fresh(
+        server: ReplayServer) -> None:
+    lags: list[float] = []
+    feed = Feed(server.url, ["ETH/BTC"])
+
+    def record(candle: Candle) -> None:
+        if not feed.client.is_history(candle):
+            lags.append(feed.client.market_lag(candle))
+
+    feed.client._on_candle = record  # what the bot's runner reads for each candle it decides on
+    await eventually(lambda: len(lags) >= 5)
+    await feed.close()
+    # At 3000x, wall-clock ages would be meaningless; in market time each candle closed on time.
+    assert lags[:5] == [0.0] * 5

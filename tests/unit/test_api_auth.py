@@ -104,10 +104,31 @@ async def test_operator_pauses_are_marked_and_lifted_by_the_operator(api: Api) -
     resp = await api.client.post("/api/v1/control/pause", headers=operator,
                                  json={"reason": "feed down for 120s"})
     assert resp.json()["paused_by"] == "operator"
-    resp = await api.client.post("/api/v1/control/pause", headers=_headers(ADMIN_KEY))
-    assert resp.json()["changed"] is False  # the first pause keeps its reason and author
+    resp = await api.client.post("/api/v1/control/pause", headers=operator,
+                                 json={"reason": "again"})
+    assert resp.json()["changed"] is False  # the operator's first pause keeps its reason
     resp = await api.client.post("/api/v1/control/resume", headers=operator)
     assert resp.status_code == 200 and resp.json()["paused"] is False
+
+
+async def test_a_human_pause_during_an_operator_pause_survives_the_operators_resume(
+        api: Api) -> None:
+    operator = {**_headers(ADMIN_KEY), "X-Paused-By": "operator"}
+    await api.client.post("/api/v1/control/pause", headers=operator,
+                          json={"reason": "feed down for 120s"})
+    resp = await api.client.post("/api/v1/control/pause", headers=_headers(ADMIN_KEY),
+                                 json={"reason": "checking the exchange"})
+    # Was: `changed: false` — the human's pause was dropped, and the operator's resume below
+    # then let the bot trade again.
+    assert resp.json()["changed"] is True and resp.json()["paused_by"] == "manual"
+    resp = await api.client.post("/api/v1/control/resume", headers=operator)
+    assert resp.status_code == 200 and resp.json()["changed"] is True
+    assert resp.json()["paused"] is True and resp.json()["paused_by"] == "manual"
+    assert resp.json()["pause_reason"] == "checking the exchange"
+    resp = await api.client.post("/api/v1/control/resume", headers=operator)
+    assert resp.status_code == 409  # nothing of the operator's left to lift
+    resp = await api.client.post("/api/v1/control/resume", headers=_headers(ADMIN_KEY))
+    assert resp.json()["paused"] is False
 
 
 async def _login(client: httpx.AsyncClient, password: str, **headers: str) -> httpx.Response:

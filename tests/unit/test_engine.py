@@ -79,7 +79,7 @@ def test_manual_pause_gate() -> None:
 def test_daily_loss_gate() -> None:
     engine = make_engine()
     engine.risk.roll_day(CANDLES[WARMUP].close_ts, engine.equity())
-    engine.risk.state.daily_realized_pnl = -10_000.0
+    engine.cash -= 600.0  # 6% lost today (limit 5%)
     assert_blocked(engine, "Daily loss limit reached")
 
 
@@ -100,8 +100,7 @@ def test_max_positions_gate() -> None:
 
 def test_risk_of_ruin_gate() -> None:
     engine = make_engine(config_with(risk_of_ruin_min_trades=5))
-    st = engine.risk.state
-    st.wins, st.losses, st.sum_wins, st.sum_losses = 1, 9, 10.0, 900.0
+    engine.risk.state.recent_r.extend([0.5] + [-1.0] * 9)
     assert_blocked(engine, "Risk of ruin threshold exceeded")
 
 
@@ -109,7 +108,7 @@ def test_consecutive_losses_auto_pause_gate() -> None:
     engine = make_engine(config_with(max_consecutive_losses=2))
     now = CANDLES[WARMUP].close_ts
     for _ in range(2):
-        engine.risk.record_close(-1.0, now - 10_000, engine.equity())
+        engine.risk.record_close(-1.0, -0.1, now - 10_000, engine.equity())
     assert_blocked(engine, "Trading paused (risk_rule): Auto-pause triggered: 2 consecutive "
                            "losses (limit 2)")
 

@@ -53,7 +53,7 @@ def test_kraken_documentation_example_parses() -> None:
 
 def test_encoder_round_trips_a_candle() -> None:
     event = kp.parse_message(kp.ohlc_message([CANDLE], snapshot=False, now=1.5))
-    assert event == kp.OhlcUpdate(snapshot=False, candles=(CANDLE,))
+    assert event == kp.OhlcUpdate(snapshot=False, candles=(CANDLE,), sent_at=1.5)
     assert kp.candle_to_ohlc_item(CANDLE)["interval_begin"] == "2018-01-10T04:55:00.000000000Z"
 
 

@@ -70,10 +70,27 @@ class GateState(_Model):
     blocking: bool
     value: Scalar
     limit: Scalar
+    message: str | None = Field(description="What the thought log says while it blocks")
+    detail: dict[str, Scalar] | None = Field(
+        None, description="The inputs behind the value (e.g. the risk of ruin's)")
+
+
+class Sizing(_Model):
+    configured_risk_pct: float
+    effective_risk_pct: float = Field(
+        description="What a trade really risks at its initial stop, fees and slippage included")
+    limited_by: Literal["risk", "position_cap", "cash"] = Field(
+        description="position_cap: the cap on a position's notional makes the real risk "
+                    "smaller than configured")
+    max_position_pct: float
+    stop_loss_pct: float
+    fee_rate: float
+    slippage_bps: float
 
 
 class Risk(_Model):
     gates: list[GateState]
+    sizing: Sizing
 
 
 class StrategyOut(_Model):

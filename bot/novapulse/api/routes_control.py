@@ -70,9 +70,12 @@ def control_router(ctx: ApiContext) -> APIRouter:
                  responses={422: {"model": ErrorBody, "description": "the body is not valid"}})
     async def pause(caller: AdminCaller, request: Request,
                     paused_by: PausedByHeader = None) -> Any:
-        """Pause new entries. `paused_by` is `manual`, or `operator` with that header.
-        Already paused: nothing changes (`changed: false`), the first pause keeps its reason.
-        The body is optional; without one the reason is "manual pause via API"."""
+        """Pause new entries. `paused_by` is `manual`, or `operator` with that header. Each
+        party holds its own pause: a manual pause taken while the operator holds one is kept
+        separately. Already paused by the same party: nothing changes (`changed: false`), its
+        first reason stays. The body is optional; without one the reason is "manual pause
+        via API".
+        """
         by = _party(caller, paused_by) or PausedBy.MANUAL
         reason = (await _pause_request(request)).reason
 
@@ -86,7 +89,9 @@ def control_router(ctx: ApiContext) -> APIRouter:
                                   "description": "X-Paused-By: operator, but someone else "
                                                  "paused"}})
     async def resume(caller: AdminCaller, paused_by: PausedByHeader = None) -> Any:
-        """Lift the pause. With `X-Paused-By: operator`, only a pause the operator made."""
+        """Lift every pause (an admin's resume). With `X-Paused-By: operator`, only the pause the
+        operator made: any other pause holds, and `paused` stays true. 409 when the operator
+        held no pause and someone else does."""
         by = _party(caller, paused_by)
 
         async def act() -> dict[str, Any]:
@@ -94,7 +99,7 @@ def control_router(ctx: ApiContext) -> APIRouter:
             return result(changed)
 
         outcome = await gateway.run(act)
-        if by is not None and outcome["paused"] and outcome["paused_by"] != str(by):
+        if by is not None and not outcome["changed"] and outcome["paused"]:
             raise HTTPException(409, f"paused by {outcome['paused_by']}, not by {by}: "
                                      "left as it is")
         return outcome

@@ -58,7 +58,7 @@ def read_router(ctx: ApiContext) -> APIRouter:
     @router.get("/risk", response_model=Risk)
     async def risk(_: ReadCaller) -> Any:
         """Every risk gate: blocking or not, its current value and its limit."""
-        return {"gates": finite(await gateway.read(service.risk))}
+        return finite(await gateway.read(service.risk))
 
     @router.get("/strategies", response_model=Strategies)
     async def strategies(_: ReadCaller) -> Any:

@@ -35,6 +35,8 @@ class MalformedMessage(ValueError):
 class OhlcUpdate:
     snapshot: bool
     candles: tuple[Candle, ...]
+    # When the exchange sent it (the message's `timestamp`), epoch seconds; None if absent.
+    sent_at: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,7 +219,9 @@ def _parse_ohlc(message: dict[str, Any]) -> OhlcUpdate:
     if not isinstance(data, list):
         raise MalformedMessage("ohlc: 'data' must be a list")
     candles = tuple(_parse_candle(item, index) for index, item in enumerate(data))
-    return OhlcUpdate(snapshot=kind == "snapshot", candles=candles)
+    stamp = message.get("timestamp")
+    sent_at = parse_rfc3339(stamp) if isinstance(stamp, str) else None
+    return OhlcUpdate(snapshot=kind == "snapshot", candles=candles, sent_at=sent_at)
 
 
 def _parse_candle(item: object, index: int) -> Candle:

@@ -119,6 +119,7 @@ class KrakenWsClient:
         self.health = FeedHealth(disconnected_since=clock())
         self._closers = {pair: CandleCloser(pair) for pair in self.pairs}
         self._newest_ts: dict[str, int] = {}
+        self._feed_time: dict[str, float] = {}
         self._stop = asyncio.Event()
         self._ws: ClientConnection | None = None
         self._req_id = 0
@@ -165,6 +166,14 @@ class KrakenWsClient:
         false of a candle that has just closed."""
         newest = self._newest_ts.get(candle.pair)
         return newest is not None and newest - candle.ts > candle.interval_s
+
+    def market_lag(self, candle: Candle) -> float:
+        """How long after its close the candle was known closed, on the exchange's clock: the
+        time stamp of the update that closed it minus its close time. A quiet pair's candle is
+        closed only by its next trade, late; a stalled feed's, later still. Exchange time, so
+        it means the same on Kraken and on a replay at any speed."""
+        sent = self._feed_time.get(candle.pair)
+        return 0.0 if sent is None else max(0.0, sent - candle.close_ts)
 
     def stop(self) -> None:
         self._stop.set()
@@ -237,9 +246,14 @@ class KrakenWsClient:
     def _handle_candles(self, update: kp.OhlcUpdate) -> None:
         now = self._clock()
         newest = self._newest_ts
+        feed_time = self._feed_time
         for candle in update.candles:
             if candle.ts > newest.get(candle.pair, -1):
                 newest[candle.pair] = candle.ts
+            # The exchange's clock when it sent this (at least the candle's own begin).
+            sent = max(float(candle.ts), update.sent_at or 0.0)
+            if sent > feed_time.get(candle.pair, 0.0):
+                feed_time[candle.pair] = sent
         for candle in sorted(update.candles, key=lambda c: (c.pair, c.ts)):
             closer = self._closers.get(candle.pair)
             if closer is None:

@@ -444,7 +444,10 @@ class ReplayServer:
 
     @staticmethod
     def _ohlc(candles: list[Candle], snapshot: bool) -> str:
-        return kp.ohlc_message(candles, snapshot=snapshot, now=time.time())
+        # Stamped in market time, as Kraken would have stamped it then: the moment the newest
+        # candle in it had begun. Clients judge data freshness on it at any replay speed.
+        now = max((c.ts for c in candles), default=time.time())
+        return kp.ohlc_message(candles, snapshot=snapshot, now=now)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.create_task(coro)

@@ -6,6 +6,7 @@ Pure bookkeeping: time is always passed in, nothing is logged here. The caller l
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -171,6 +172,13 @@ class StrategyBook:
     def disabled(self, now: float) -> set[str]:
         """Strategies that must not vote at `now` (always empty with guardrails off)."""
         return {name for name, r in self._records.items() if self._is_disabled(r, now)}
+
+    def next_reenable_at(self) -> float:
+        """When the earliest guardrail cooldown ends (infinity when none runs)."""
+        if not self.config.strategy_guardrails_enabled:
+            return math.inf
+        return min((r.disabled_until for r in self._records.values()
+                    if r.disabled_until is not None), default=math.inf)
 
     def stats(self, name: str, now: float | None = None) -> StrategyStats:
         """`now` decides whether an expired cooldown still shows; None = until `tick` ends it."""
