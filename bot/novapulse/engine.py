@@ -120,6 +120,15 @@ class Engine:
             self.risk.roll_day(now, self.equity())
         if now >= self._next_guardrail_tick:
             self._tick_guardrails(now)
+        executions = self._decide(candle, ind, now, data_age_s)
+        if self.positions or executions:
+            # Equity marked to market once the candle is done: the drawdown rule's only input.
+            self._mark(now, pair)
+        return executions
+
+    def _decide(self, candle: Candle, ind: PairIndicators, now: float,
+                data_age_s: float) -> list[Execution]:
+        pair = candle.pair
         executions: list[Execution] = []
         trade = self.positions.get(pair)
         if trade is not None:
@@ -130,9 +139,6 @@ class Engine:
                 trade = None
             else:
                 update_trailing_stop(trade, candle, self.config.risk)
-        if self.positions:
-            for message in self.risk.mark(self.equity(), now):
-                self._auto_paused(message, now, pair)
         if not ind.ready:
             return executions
         decision = self.ensemble.evaluate_all(ind, candle, self._disabled)
@@ -146,6 +152,10 @@ class Engine:
             if opened is not None:
                 executions.append(opened)
         return executions
+
+    def _mark(self, now: float, pair: str | None) -> None:
+        for message in self.risk.mark(self.equity(), now):
+            self._auto_paused(message, now, pair)
 
     def _try_enter(self, candle: Candle, decision: Decision, now: float,
                    data_age_s: float) -> Execution | None:
@@ -214,7 +224,7 @@ class Engine:
         self._retune()
         r = r_multiple(trade.pnl, trade.entry_price, trade.stop_loss, trade.quantity,
                        trade.entry_fee, self.config.trading.fee_rate)
-        for message in self.risk.record_close(trade.pnl, r, now, self.equity()):
+        for message in self.risk.record_close(trade.pnl, r, now):
             self._auto_paused(message, now, trade.pair)
         return Execution(trade, order)
 
@@ -283,10 +293,13 @@ class Engine:
         return set(self._disabled)
 
     def close_all(self, now: float) -> list[Execution]:
-        return [
+        executions = [
             self._close(trade, self.last_price.get(trade.pair, trade.entry_price), EXIT_MANUAL, now)
             for trade in list(self.positions.values())
         ]
+        if executions:
+            self._mark(now, None)
+        return executions
 
     # --- persistence ------------------------------------------------------------------------
     def checkpoint(self) -> dict[str, Any]:
@@ -346,5 +359,8 @@ class Engine:
             return []
         price, reason = trigger
         opened = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(candle.ts))
-        return [self._close(trade, price, f"{reason} crossed while the bot was down "
-                                          f"(candle of {opened})", float(candle.close_ts))]
+        close_ts = float(candle.close_ts)
+        execution = self._close(trade, price, f"{reason} crossed while the bot was down "
+                                              f"(candle of {opened})", close_ts)
+        self._mark(close_ts, pair)
+        return [execution]

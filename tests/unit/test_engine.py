@@ -108,15 +108,15 @@ def test_consecutive_losses_auto_pause_gate() -> None:
     engine = make_engine(config_with(max_consecutive_losses=2))
     now = CANDLES[WARMUP].close_ts
     for _ in range(2):
-        engine.risk.record_close(-1.0, -0.1, now - 10_000, engine.equity())
+        engine.risk.record_close(-1.0, -0.1, now - 10_000)
     assert_blocked(engine, "Trading paused (risk_rule): Auto-pause triggered: 2 consecutive "
                            "losses (limit 2)")
 
 
 def test_drawdown_auto_pause_gate() -> None:
     engine = make_engine(config_with(max_drawdown_pct=5))
-    engine.risk.check_auto_pause(engine.equity() * 1.2, 0)
-    engine.risk.check_auto_pause(engine.equity(), 0)
+    engine.risk.mark(engine.equity() * 1.2, 0)
+    engine.risk.mark(engine.equity(), 0)
     assert_blocked(engine, "Trading paused (risk_rule): Auto-pause triggered: drawdown 16.67% "
                            "exceeds 5%")
 
@@ -219,3 +219,71 @@ def test_guardrail_disables_a_losing_strategy_and_stops_its_entries() -> None:
     assert entries_after_cooldown, "the strategy never came back after its cooldown"
     assert any(t.message == "Strategy re-enabled after guardrail cooldown"
                for t in engine.thoughts.recent())
+
+
+def test_guardrail_re_enables_on_the_candle_the_strategies_api_says_it_is_back() -> None:
+    # Was: re-enabled only at the next 600 s guardrail tick, while /api/v1/strategies (the
+    # book judged at market time) already said runtime_disabled: false.
+    base = config_with(stop_loss_pct=0.3, take_profit_pct=5.0, trailing_stop_pct=0.0,
+                       max_consecutive_losses=100, max_drawdown_pct=100, max_daily_loss_pct=100,
+                       global_cooldown_seconds=0, max_trades_per_hour=100,
+                       risk_of_ruin_min_trades=1000)
+    config = base.model_copy(update={"ai": base.ai.model_copy(update={
+        "guardrail_min_trades": 3, "guardrail_min_win_rate": 0.5,
+        "strategy_guardrails_disable_minutes": 3})})  # ends between two 10-minute ticks
+    engine = make_engine(config)
+    seen_disabled = False
+    for candle in CANDLES[WARMUP:WARMUP + 3000]:
+        engine.on_candle(candle)
+        api_says = engine.book.stats("always_bullish", engine.market_now()).runtime_disabled
+        engine_says = "always_bullish" in engine.disabled_strategies()
+        assert api_says == engine_says, f"disagree at {candle.close_ts}"
+        seen_disabled |= engine_says
+    assert seen_disabled
+
+
+def test_auto_tune_applies_the_configured_weight_once() -> None:
+    base = Config()
+    config = base.model_copy(update={"ai": base.ai.model_copy(update={
+        "strategy_weights": {"always_bullish": 0.5}, "auto_tune_enabled": True})})
+    engine = make_engine(config)
+    engine.on_candle(CANDLES[WARMUP])
+    engine.close_all(float(CANDLES[WARMUP].close_ts))
+    # One result is too few to tune: the weight is the configured 0.5 (was 0.5 x 0.5 = 0.25).
+    assert engine.ensemble.weights["always_bullish"] == pytest.approx(0.5)
+    restored = make_engine(config)
+    restored.restore([], engine.checkpoint())
+    assert restored.ensemble.weights["always_bullish"] == pytest.approx(0.5)
+
+
+def _open_at(engine: Engine, candle: Candle) -> float:
+    executions = engine.on_candle(candle)
+    assert len(executions) == 1
+    return executions[0].trade.entry_price
+
+
+def test_trail_raised_by_a_candles_high_does_not_exit_at_its_open() -> None:
+    engine = make_engine(config_with(stop_loss_pct=2.0, take_profit_pct=4.0,
+                                     trailing_stop_pct=1.5))
+    entry = _open_at(engine, CANDLES[WARMUP])
+    nxt = CANDLES[WARMUP + 1]
+    bar = replace(nxt, open=entry * 1.005, high=entry * 1.06, low=entry * 1.002,
+                  close=entry * 1.055)
+    exits = [e for e in engine.on_candle(bar) if e.order.kind == "exit"]
+    assert len(exits) == 1
+    assert exits[0].trade.notes.endswith("exit: take profit")  # was: "trailing stop" at the open
+    assert exits[0].trade.exit_price == pytest.approx(entry * 1.04 * (1 - 5 / 10_000))
+
+
+def test_an_open_loss_pauses_on_drawdown_without_any_close() -> None:
+    engine = make_engine(config_with(max_drawdown_pct=2.0, max_position_pct=100.0,
+                                     risk_per_trade_pct=10.0, stop_loss_pct=50.0,
+                                     take_profit_pct=100.0, trailing_stop_pct=0.0))
+    entry = _open_at(engine, CANDLES[WARMUP])
+    nxt = CANDLES[WARMUP + 1]
+    crash = replace(nxt, open=entry * 0.9, high=entry * 0.9, low=entry * 0.85,
+                    close=entry * 0.86)  # about 3% of equity lost, still open
+    assert [e for e in engine.on_candle(crash) if e.order.kind == "exit"] == []
+    assert engine.positions and engine.closed_count == 0
+    assert engine.risk.pause.paused_by is PausedBy.RISK_RULE
+    assert engine.risk.pause.reason.startswith("Auto-pause triggered: drawdown")

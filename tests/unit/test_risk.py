@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from novapulse.config import QuietHours, RiskConfig
 from novapulse.risk import (
@@ -57,7 +59,7 @@ def test_bankroll_depleted() -> None:
 def test_daily_loss_limit_and_midnight_reset() -> None:
     rm = manager(max_daily_loss_pct=2.0, max_consecutive_losses=50, max_drawdown_pct=90)
     rm.roll_day(NOON, 10_000.0)
-    rm.record_close(-250.0, -2.5, NOON, 9_750.0)
+    rm.record_close(-250.0, -2.5, NOON)
     assert check(rm, equity=9_750.0)[1:] == (Gate.DAILY_LOSS, MSG_DAILY_LOSS)
     next_day = NOON + DAY
     rm.roll_day(next_day, 9_750.0)
@@ -76,7 +78,7 @@ def test_an_open_loss_counts_toward_the_daily_loss_limit() -> None:
 def test_a_late_candle_never_rolls_the_day_back() -> None:
     rm = manager(max_daily_loss_pct=2.0)
     rm.roll_day(NOON + DAY, 10_000.0)  # day 2 seen on one pair
-    rm.record_close(-150.0, -1.5, NOON + DAY, 9_850.0)
+    rm.record_close(-150.0, -1.5, NOON + DAY)
     assert not rm.is_new_day(NOON)  # a day-1 candle of another pair arrives late
     rm.roll_day(NOON, 9_850.0)
     assert rm.daily_loss_limit() == 200.0 and rm.day_pnl(9_850.0) == -150.0
@@ -89,7 +91,7 @@ def test_max_positions() -> None:
 
 def test_global_cooldown_counts_down() -> None:
     rm = manager(global_cooldown_seconds=300, max_consecutive_losses=50)
-    rm.record_close(5.0, 0.5, NOON, 10_005.0)
+    rm.record_close(5.0, 0.5, NOON)
     assert check(rm, now=NOON + 120)[1:] == (Gate.COOLDOWN, "Global cooldown: 180s remaining")
     assert check(rm, now=NOON + 300)[0] is True
 
@@ -119,9 +121,9 @@ def test_risk_of_ruin_needs_history_then_blocks_a_losing_edge() -> None:
     rm = manager(risk_of_ruin_min_trades=10, max_consecutive_losses=100, max_drawdown_pct=100,
                  max_daily_loss_pct=100, global_cooldown_seconds=0, risk_of_ruin_threshold=0.05)
     for i in range(9):
-        rm.record_close(-10.0 if i % 3 else 5.0, -1.0 if i % 3 else 0.5, NOON, 10_000.0)
+        rm.record_close(-10.0 if i % 3 else 5.0, -1.0 if i % 3 else 0.5, NOON)
     assert check(rm)[0] is True  # not enough trades to judge yet
-    rm.record_close(-10.0, -1.0, NOON, 10_000.0)
+    rm.record_close(-10.0, -1.0, NOON)
     assert check(rm)[1:] == (Gate.RISK_OF_RUIN, MSG_RISK_OF_RUIN)
 
 
@@ -149,8 +151,8 @@ def test_risk_of_ruin_is_in_r_so_the_size_of_old_trades_does_not_skew_it() -> No
     small, large = manager(min_bankroll=100.0), manager(min_bankroll=100.0)
     for i in range(30):
         win = i % 2 == 0
-        small.record_close(12.0 if win else -10.0, 1.2 if win else -1.0, NOON, 10_000.0)
-        large.record_close(1_200.0 if win else -1_000.0, 1.2 if win else -1.0, NOON, 10_000.0)
+        small.record_close(12.0 if win else -10.0, 1.2 if win else -1.0, NOON)
+        large.record_close(1_200.0 if win else -1_000.0, 1.2 if win else -1.0, NOON)
     assert small.current_risk_of_ruin(5_000.0) == large.current_risk_of_ruin(5_000.0)
 
 
@@ -183,7 +185,7 @@ def test_consecutive_losses_auto_pause_until_resumed() -> None:
     rm = manager(max_consecutive_losses=3, max_drawdown_pct=90, max_daily_loss_pct=90)
     messages = []
     for _ in range(3):
-        messages += rm.record_close(-1.0, -0.1, NOON, 9_990.0)
+        messages += rm.record_close(-1.0, -0.1, NOON)
     assert messages == ["Auto-pause triggered: 3 consecutive losses (limit 3)"]
     assert rm.pause.paused_by is PausedBy.RISK_RULE
     assert check(rm)[1] is Gate.PAUSED
@@ -278,3 +280,33 @@ def test_sizing_report_says_when_the_position_cap_binds() -> None:
     assert report["limited_by"] == "position_cap"
     assert report["configured_risk_pct"] == 1.0
     assert 0.4 < float(str(report["effective_risk_pct"])) < 0.6
+
+
+@settings(max_examples=200, deadline=None)
+@given(equity=st.floats(0.0, 20_000.0), cash=st.floats(0.0, 20_000.0),
+       open_positions=st.integers(0, 5), age=st.one_of(st.none(), st.floats(0.0, 2_000.0)),
+       losses=st.integers(0, 8), r=st.lists(st.floats(-2.0, 3.0), max_size=40),
+       since_close=st.one_of(st.none(), st.floats(0.0, 900.0)),
+       paused=st.sampled_from([None, *PausedBy]), hour=st.integers(0, 23))
+def test_entries_and_the_risk_report_are_one_definition(
+        equity: float, cash: float, open_positions: int, age: float | None, losses: int,
+        r: list[float], since_close: float | None, paused: PausedBy | None, hour: int) -> None:
+    rm = RiskManager(RiskConfig(risk_of_ruin_min_trades=10, stale_data_seconds=600),
+                     QuietHours(enabled=True, start_hour_utc=2, end_hour_utc=4), 10_000.0)
+    now = 20_000 * DAY + hour * 3600
+    rm.state.consecutive_losses = losses
+    rm.state.recent_r.extend(r)
+    rm.state.last_close_time = None if since_close is None else now - since_close
+    if paused is not None:
+        rm.pause_trading("because", paused, now)
+    rm.mark(equity, now)
+    verdict = rm.check_entry(now=now, equity=equity, cash=cash, open_positions=open_positions,
+                             data_age_s=age)
+    rows = rm.report(now=now, equity=equity, cash=cash, open_positions=open_positions,
+                     data_age_s=age)
+    first = next((row for row in rows if row["blocking"]), None)
+    if first is None:
+        assert verdict.allowed
+    else:
+        assert (verdict.allowed, str(verdict.gate), verdict.message) == (
+            False, first["gate"], first["message"])

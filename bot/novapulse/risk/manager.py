@@ -21,6 +21,7 @@ from novapulse.risk.gates import (
     DrawdownGate,
     Gate,
     Observation,
+    Reading,
 )
 from novapulse.risk.pauses import PausedBy, PauseHold, Pauses
 from novapulse.risk.ruin import RuinInputs, ruin_inputs
@@ -114,8 +115,9 @@ class RiskManager:
     def record_entry(self, now: float) -> None:
         self.state.entry_times.append(now)
 
-    def record_close(self, pnl: float, r: float, now: float, equity: float) -> list[str]:
-        """Account a closed trade (`r`: its PnL in R); returns the auto-pauses it triggered."""
+    def record_close(self, pnl: float, r: float, now: float) -> list[str]:
+        """Account a closed trade (`r`: its PnL in R); returns the auto-pause it triggered.
+        The equity it leaves is judged by `mark`, once the candle is done."""
         st = self.state
         st.daily_realized_pnl += pnl
         st.last_close_time = now
@@ -128,7 +130,7 @@ class RiskManager:
             st.losses += 1
             st.sum_losses += -pnl
             st.consecutive_losses += 1
-        return self.check_auto_pause(equity, now)
+        return self._auto_pause(_CONSECUTIVE.read(self, Observation(now, 0.0, 0.0, 0)), now)
 
     def mark(self, equity: float, now: float) -> list[str]:
         """Equity marked to market moved: follow the peak, pause on a deep drawdown."""
@@ -142,12 +144,7 @@ class RiskManager:
             return []
         return self._auto_pause(_DRAWDOWN.read(self, Observation(now, equity, equity, 0)), now)
 
-    def check_auto_pause(self, equity: float, now: float) -> list[str]:
-        messages = self.mark(equity, now)
-        obs = Observation(now, equity, equity, 0)
-        return messages + self._auto_pause(_CONSECUTIVE.read(self, obs), now)
-
-    def _auto_pause(self, reading: Any, now: float) -> list[str]:
+    def _auto_pause(self, reading: Reading, now: float) -> list[str]:
         if reading.blocking and self.pause_trading(reading.message, PausedBy.RISK_RULE, now):
             return [reading.message]
         return []
