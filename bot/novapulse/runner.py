@@ -34,7 +34,7 @@ from novapulse.market.candle_files import CandleFileError, describe_file, load_c
 from novapulse.market.kraken_ws import KrakenWsClient
 from novapulse.market.replay_server import ReplayServer
 from novapulse.market.warmup import fetch_warmup
-from novapulse.models import Candle
+from novapulse.models import Candle, TradeStatus
 from novapulse.risk import PausedBy
 from novapulse.secrets import DashboardSecrets, dashboard_secrets, login_banner, startup_problems
 from novapulse.service import BotService
@@ -50,6 +50,10 @@ EXIT_ALREADY_RUNNING = 3
 EXIT_LOCK_LOST = 4
 EXIT_STARTUP = 5
 HOUSEKEEPING_SECONDS = 1.0
+# Thoughts and metrics past `monitoring.metrics_retention_hours` are deleted this often.
+PRUNE_EVERY_SECONDS = 600.0
+# The database is reported ok only if a round trip succeeded this recently.
+DB_OK_WITHIN_SECONDS = 5.0
 STATUS_LINE_SECONDS = 10.0
 STORE_RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
@@ -96,8 +100,9 @@ class RunnerState:
     last_loop_tick: float = field(default_factory=time.monotonic)
     candles: int = 0
     db_ok: bool = False
+    db_ok_at: float | None = None  # monotonic time of the last store round trip that worked
     warmed_up: bool = False
-    error_trades: int = 0
+    error_trades: int = 0  # counted in the store every housekeeping pass
     equity_curve: deque[tuple[float, float]] = field(
         default_factory=lambda: deque(maxlen=EQUITY_CURVE_POINTS))
 
@@ -157,8 +162,9 @@ class BotRunner:
                 embedded = await asyncio.to_thread(start_embedded_postgres, self.data_dir)
                 dsn = embedded.dsn
             self.store = store = await Store.connect(
-                dsn, lock_timeout_s=self.config.database.lock_timeout_seconds)
-            self.state.db_ok = True
+                dsn, identity=self.config.instance.identity,
+                lock_timeout_s=self.config.database.lock_timeout_seconds)
+            self._store_answered()
             applied = await store.migrate()
             if applied:
                 log.info("applied migrations: %s", ", ".join(applied))
@@ -205,8 +211,9 @@ class BotRunner:
 
     async def _restore(self, store: Store) -> None:
         trades = await store.all_trades()
-        self.state.error_trades = sum(1 for t in trades if t.status == "error")
+        self.state.error_trades = sum(1 for t in trades if t.status == TradeStatus.ERROR)
         checkpoint = await store.load_checkpoint()
+        self._store_answered()
         self.engine.restore(trades, checkpoint)
         if self.engine.positions:
             log.info("restored %d open position(s): %s", len(self.engine.positions),
@@ -225,8 +232,7 @@ class BotRunner:
             sources: list[tuple[Path, str | None]] = [(p, None) for p in spec.files]
             for path in spec.files:
                 history = load_candles(path)
-                for candle in history[:warmup]:
-                    self.engine.warm_up(candle)
+                await self._catch_up(history[:warmup])
             self.pairs = [describe_file(p)[0] for p in spec.files]
             interval = describe_file(spec.files[0])[1] // 60
             self.replay = ReplayServer(sources, host="127.0.0.1", port=0, speed=spec.speed,
@@ -341,17 +347,22 @@ class BotRunner:
     async def _housekeeping(self, store: Store, file_lock: InstanceLock) -> None:
         next_heartbeat = 0.0
         next_status = time.monotonic() + STATUS_LINE_SECONDS
+        next_prune = 0.0
         while True:
             await asyncio.sleep(HOUSEKEEPING_SECONDS)
             now = time.monotonic()
             self._circuit_breaker()
             try:
                 await self._flush(store)
-                self.state.db_ok = True
+                self.state.error_trades = await store.count_trades(TradeStatus.ERROR)
+                if now >= next_prune:
+                    await self._prune(store)
+                    next_prune = now + PRUNE_EVERY_SECONDS
+                self._store_answered()
             except Exception as exc:
                 self.metrics.store_error()
                 self.state.db_ok = False
-                log.error("store flush failed: %s", exc)
+                log.error("store housekeeping failed: %s", exc)
             curve = self.state.equity_curve
             if not curve or time.time() - curve[-1][0] >= EQUITY_SAMPLE_SECONDS:
                 curve.append((time.time(), self.engine.equity()))
@@ -361,6 +372,26 @@ class BotRunner:
             if now >= next_status:
                 log.info(self.status_line())
                 next_status = now + STATUS_LINE_SECONDS
+
+    def _store_answered(self) -> None:
+        self.state.db_ok = True
+        self.state.db_ok_at = time.monotonic()
+
+    def db_ok(self) -> bool:
+        """The store answered its last round trip, and did so within the last seconds."""
+        answered = self.state.db_ok_at
+        return (self.state.db_ok and answered is not None
+                and time.monotonic() - answered <= DB_OK_WITHIN_SECONDS)
+
+    async def _prune(self, store: Store) -> None:
+        """Retention (runbook 6): thoughts and metrics older than
+        `monitoring.metrics_retention_hours` go; trades and orders are the books and stay."""
+        hours = self.config.monitoring.metrics_retention_hours
+        deleted = await store.prune(time.time() - hours * 3600.0)
+        if any(deleted.values()):
+            log.info("retention: deleted %d thought(s) and %d metric row(s) older than %dh "
+                     "(monitoring.metrics_retention_hours)", deleted["thoughts"],
+                     deleted["metrics"], hours)
 
     def _circuit_breaker(self) -> None:
         if self.client is None:
@@ -376,7 +407,9 @@ class BotRunner:
         thoughts = self.thoughts.drain_unsaved()
         if thoughts:
             await store.record_thoughts(thoughts)
-        await store.save_checkpoint(self.engine.checkpoint())
+        # The open positions' stops and marks move between fills: saved with the checkpoint.
+        await store.save_checkpoint(self.engine.checkpoint(),
+                                    open_positions=list(self.engine.positions.values()))
 
     def status_line(self) -> str:
         engine = self.engine

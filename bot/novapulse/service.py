@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from novapulse import __version__
+from novapulse.config import Config
 from novapulse.models import Thought, Trade
 from novapulse.risk import PausedBy
 
@@ -19,6 +20,22 @@ if TYPE_CHECKING:
     from novapulse.runner import BotRunner
 
 log = logging.getLogger("novapulse.service")
+
+NOT_BUILT_ANALYTICS = ("not built yet: this version has no analytics client, nothing is sent "
+                       "(analytics.enabled is ignored)")
+NOT_BUILT_ML = ("not built yet: this version loads no model, signals go without model "
+                "confidence (ml.enabled is ignored)")
+
+
+def soft_parts_status(config: Config) -> dict[str, Any]:
+    """Analytics and the model as they are: neither exists yet, so neither is ok or failing
+    (null) and the detail says why, instead of a health nobody checked."""
+    return {
+        "analytics_ok": None,
+        "analytics_detail": NOT_BUILT_ANALYTICS if config.analytics.enabled else "disabled",
+        "ml_ok": None,
+        "ml_detail": NOT_BUILT_ML if config.ml.enabled else "disabled",
+    }
 
 
 def trade_to_dict(trade: Trade) -> dict[str, Any]:
@@ -53,8 +70,8 @@ class BotService:
         runner = self._runner
         if runner.store is None:
             return False, "store not connected"
-        if not runner.state.db_ok:
-            return False, "store unreachable"
+        if not runner.db_ok():
+            return False, "store did not answer a round trip in the last seconds"
         if not runner.state.warmed_up:
             return False, "warm-up in progress"
         return True, "ok"
@@ -80,9 +97,8 @@ class BotService:
             "bankroll": engine.cash,
             "strategies_disabled": sorted(engine.disabled_strategies()),
             "error_trades": runner.state.error_trades,
-            "db_ok": runner.state.db_ok,
-            "analytics_ok": None if not runner.config.analytics.enabled else False,
-            "ml_ok": None,
+            "db_ok": runner.db_ok(),
+            **soft_parts_status(runner.config),
             "version": __version__,
             "instance": runner.instance_name,
             "uptime_s": round(now - runner.state.started_at, 1),

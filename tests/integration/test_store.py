@@ -11,62 +11,48 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from novapulse.models import Order, OrderKind, OrderStatus, Side, Thought, Trade, TradeStatus
+from novapulse.models import OrderKind, Side, Thought, TradeStatus
 from novapulse.store import LOCK_TIMEOUT_MESSAGE, MetricRow, MigrationError, Store, StoreTimeout
 from novapulse.store.embedded import EmbeddedPostgres
 from novapulse.store.migrate import Migration, apply_migrations, load_migrations
+from support.store_rows import T0, make_order, make_trade
 
-T0 = 1_700_000_000.25  # exact in microseconds, so times round-trip exactly
-
-
-def make_trade(trade_id: str = "t-1", **changes: object) -> Trade:
-    trade = Trade(
-        trade_id=trade_id, pair="ETH/XBT", side=Side.BUY, entry_price=0.0525, quantity=1.5,
-        entry_time=T0, strategy="trend", stop_loss=0.051, take_profit=0.056,
-    )
-    return dataclasses.replace(trade, **changes)  # type: ignore[arg-type]
-
-
-def make_order(trade: Trade, kind: OrderKind = OrderKind.ENTRY, **changes: object) -> Order:
-    order = Order(
-        client_order_id=f"{trade.trade_id}-{kind.value}", trade_id=trade.trade_id,
-        pair=trade.pair, side=trade.side, kind=kind, quantity=trade.quantity,
-        price=trade.entry_price, status=OrderStatus.FILLED, created_at=trade.entry_time,
-        fee=trade.entry_fee,
-    )
-    return dataclasses.replace(order, **changes)  # type: ignore[arg-type]
+ME = "acct-1"  # the bot these stores read and write for
 
 
 @pytest.fixture
 async def store(pg_dsn: str) -> AsyncIterator[Store]:
-    store = await Store.connect(pg_dsn, lock_timeout_s=5.0, lock_check_interval_s=0.2)
+    store = await Store.connect(pg_dsn, identity=ME, lock_timeout_s=5.0,
+                                lock_check_interval_s=0.2)
     await store.migrate()
     yield store
     await store.close()
 
 
 async def test_migrations_are_versioned_and_idempotent(pg_dsn: str) -> None:
-    store = await Store.connect(pg_dsn)
+    store = await Store.connect(pg_dsn, identity=ME)
     try:
-        assert await store.migrate() == ["0001_initial"]
+        assert await store.migrate() == ["0001_initial", "0002_bot_identity"]
         assert await store.migrate() == []
         conn = await asyncpg.connect(pg_dsn)
-        rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
+        rows = await conn.fetch(
+            "SELECT version, name, checksum FROM schema_migrations ORDER BY version")
         await conn.close()
-        assert [(r["version"], r["name"]) for r in rows] == [("0001", "initial")]
-        assert rows[0]["checksum"] == load_migrations()[0].checksum
+        assert [(r["version"], r["name"]) for r in rows] == [("0001", "initial"),
+                                                             ("0002", "bot_identity")]
+        assert [r["checksum"] for r in rows] == [m.checksum for m in load_migrations()]
     finally:
         await store.close()
 
 
 async def test_concurrent_migrations_apply_once(pg_dsn: str) -> None:
-    stores = [await Store.connect(pg_dsn) for _ in range(3)]
+    stores = [await Store.connect(pg_dsn, identity=ME) for _ in range(3)]
     try:
         results = await asyncio.gather(*(s.migrate() for s in stores))
     finally:
         for s in stores:
             await s.close()
-    assert sorted(results) == [[], [], ["0001_initial"]]
+    assert sorted(results) == [[], [], ["0001_initial", "0002_bot_identity"]]
 
 
 async def test_edited_applied_migration_is_refused(pg_dsn: str) -> None:
@@ -154,12 +140,11 @@ async def test_metrics_features_checkpoint_ping(store: Store) -> None:
     assert await store.load_checkpoint() is None
     await store.save_checkpoint({"risk": {"peak": 1.0}, "last": [1, 2]})
     assert await store.load_checkpoint() == {"risk": {"peak": 1.0}, "last": [1, 2]}
-    assert await store.prune(T0 + 30) == {"thoughts": 0, "metrics": 1}
 
 
 async def test_lock_wait_past_timeout_raises_store_timeout(
         pg_dsn: str, caplog: pytest.LogCaptureFixture) -> None:
-    store = await Store.connect(pg_dsn, lock_timeout_s=0.3)
+    store = await Store.connect(pg_dsn, identity=ME, lock_timeout_s=0.3)
     await store.migrate()
     blocker = await asyncpg.connect(pg_dsn)
     try:
@@ -180,7 +165,8 @@ async def test_lock_wait_past_timeout_raises_store_timeout(
 
 async def test_ping_recovers_from_killed_connections_and_fails_softly(
         pg_dsn: str, embedded_pg: EmbeddedPostgres) -> None:
-    store = await Store.connect(pg_dsn, lock_timeout_s=1.0, min_size=1, max_size=1)
+    store = await Store.connect(pg_dsn, identity=ME, lock_timeout_s=1.0, min_size=1,
+                                max_size=1)
     admin = await asyncpg.connect(embedded_pg.dsn)
     kill_all = ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                 "WHERE datname = $1 AND pid <> pg_backend_pid()")
@@ -198,7 +184,8 @@ async def test_ping_recovers_from_killed_connections_and_fails_softly(
 
 
 async def test_instance_lock_is_exclusive_per_identity(pg_dsn: str) -> None:
-    first, second = await Store.connect(pg_dsn), await Store.connect(pg_dsn)
+    first = await Store.connect(pg_dsn, identity="acct-1")
+    second = await Store.connect(pg_dsn, identity="acct-2")
     try:
         assert await first.acquire_instance_lock("acct-1")
         assert await first.acquire_instance_lock("acct-1")  # idempotent for the holder
@@ -215,8 +202,8 @@ async def test_instance_lock_is_exclusive_per_identity(pg_dsn: str) -> None:
 
 async def test_killed_lock_connection_sets_lock_lost(pg_dsn: str) -> None:
     reasons: list[str] = []
-    holder = await Store.connect(pg_dsn, lock_check_interval_s=0.2)
-    other = await Store.connect(pg_dsn)
+    holder = await Store.connect(pg_dsn, identity="acct-1", lock_check_interval_s=0.2)
+    other = await Store.connect(pg_dsn, identity="acct-1")
     admin = await asyncpg.connect(pg_dsn)
     try:
         assert await holder.acquire_instance_lock("acct-1", on_lost=reasons.append)

@@ -63,7 +63,8 @@ def test_schema_lists_every_endpoint_of_the_contract() -> None:
     assert set(status["required"]) == {
         "mode", "paused", "pause_reason", "paused_by", "ws_connected", "feed", "open_positions",
         "equity", "daily_pnl", "bankroll", "strategies_disabled", "error_trades", "db_ok",
-        "analytics_ok", "ml_ok", "version", "instance", "uptime_s"}
+        "analytics_ok", "analytics_detail", "ml_ok", "ml_detail", "version", "instance",
+        "uptime_s"}
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

@@ -46,8 +46,10 @@ class Status(_Model):
     strategies_disabled: list[str]
     error_trades: int
     db_ok: bool
-    analytics_ok: bool | None
-    ml_ok: bool | None
+    analytics_ok: bool | None = Field(description="null while analytics is disabled or not built")
+    analytics_detail: str = Field(description="Why analytics_ok is what it is")
+    ml_ok: bool | None = Field(description="null while the model is disabled or not built")
+    ml_detail: str = Field(description="Why ml_ok is what it is")
     version: str
     instance: str
     uptime_s: float

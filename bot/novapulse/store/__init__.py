@@ -2,10 +2,17 @@
 
 from novapulse.store._util import redact_dsn
 from novapulse.store.migrate import MigrationError
-from novapulse.store.postgres import LOCK_TIMEOUT_MESSAGE, MetricRow, Store, StoreTimeout
+from novapulse.store.postgres import (
+    LOCK_TIMEOUT_MESSAGE,
+    ForeignRowError,
+    MetricRow,
+    Store,
+    StoreTimeout,
+)
 
 __all__ = [
     "LOCK_TIMEOUT_MESSAGE",
+    "ForeignRowError",
     "MetricRow",
     "MigrationError",
     "Store",

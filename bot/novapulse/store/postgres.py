@@ -1,5 +1,9 @@
 """The store: trades, orders, thoughts, features and metrics in PostgreSQL via asyncpg.
 
+A store belongs to one bot (`identity`, the config's `instance.identity`): every row it writes
+carries that identity and every read is filtered by it, so bots sharing a database never see,
+restore or overwrite each other's trades, checkpoint or logs.
+
 Every call is bounded: the server enforces `statement_timeout` and `lock_timeout` and the
 client caps the whole call, so a stuck database surfaces as `StoreTimeout` (runbook 7)
 instead of a hung bot. The store also holds the single-instance advisory lock on a
@@ -62,6 +66,11 @@ class StoreTimeout(Exception):
             f"after {timeout_s:g}s limit)")
 
 
+class ForeignRowError(RuntimeError):
+    """A write would have changed a row that belongs to another bot (same id, other
+    identity): refused, and the transaction rolled back."""
+
+
 class MetricRow(NamedTuple):
     ts: float
     name: str
@@ -70,21 +79,27 @@ class MetricRow(NamedTuple):
 
 
 _TRADE_COLUMNS = (
-    "trade_id", "pair", "side", "status", "strategy", "mode", "entry_price", "exit_price",
-    "quantity", "stop_loss", "take_profit", "trailing_stop", "highest_price", "lowest_price",
-    "entry_fee", "exit_fee", "pnl", "notes", "extra", "created_at", "exit_time",
+    "bot_identity", "trade_id", "pair", "side", "status", "strategy", "mode", "entry_price",
+    "exit_price", "quantity", "stop_loss", "take_profit", "trailing_stop", "highest_price",
+    "lowest_price", "entry_fee", "exit_fee", "pnl", "notes", "extra", "created_at", "exit_time",
 )
 _UPSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(_TRADE_COLUMNS)}) "
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_TRADE_COLUMNS) + 1))}) "
     "ON CONFLICT (trade_id) DO UPDATE SET "
-    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _TRADE_COLUMNS[1:])
-    + ", updated_at = now()"
+    + ", ".join(f"{c} = EXCLUDED.{c}" for c in _TRADE_COLUMNS[2:])
+    + ", updated_at = now() WHERE trades.bot_identity = EXCLUDED.bot_identity RETURNING true"
 )
-_SELECT_TRADES = f"SELECT {', '.join(_TRADE_COLUMNS)} FROM trades"
+_SELECT_TRADES = f"SELECT {', '.join(_TRADE_COLUMNS)} FROM trades WHERE bot_identity = $1"
+# The marks that move while a position is open, saved with every checkpoint.
+_UPDATE_OPEN_MARKS = (
+    "UPDATE trades SET stop_loss = $3, take_profit = $4, trailing_stop = $5, "
+    "highest_price = $6, lowest_price = $7, updated_at = now() "
+    "WHERE bot_identity = $1 AND trade_id = $2 AND status = 'open'"
+)
 _ORDER_COLUMNS = (
-    "client_order_id", "trade_id", "pair", "side", "kind", "quantity", "price", "fee",
-    "status", "exchange_order_id", "error", "created_at",
+    "bot_identity", "client_order_id", "trade_id", "pair", "side", "kind", "quantity", "price",
+    "fee", "status", "exchange_order_id", "error", "created_at",
 )
 _INSERT_ORDER = (
     f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
@@ -93,11 +108,11 @@ _INSERT_ORDER = (
 )
 
 
-def _trade_args(t: Trade) -> tuple[Any, ...]:
+def _trade_args(identity: str, t: Trade) -> tuple[Any, ...]:
     return (
-        t.trade_id, t.pair, t.side.value, t.status.value, t.strategy, t.mode, t.entry_price,
-        t.exit_price, t.quantity, t.stop_loss, t.take_profit, t.trailing_stop, t.highest_price,
-        t.lowest_price, t.entry_fee, t.exit_fee, t.pnl, t.notes, dict(t.extra),
+        identity, t.trade_id, t.pair, t.side.value, t.status.value, t.strategy, t.mode,
+        t.entry_price, t.exit_price, t.quantity, t.stop_loss, t.take_profit, t.trailing_stop,
+        t.highest_price, t.lowest_price, t.entry_fee, t.exit_fee, t.pnl, t.notes, dict(t.extra),
         to_dt(t.entry_time), to_dt_opt(t.exit_time),
     )
 
@@ -116,9 +131,9 @@ def _trade_from_row(r: Mapping[str, Any]) -> Trade:
     )
 
 
-def _order_args(o: Order) -> tuple[Any, ...]:
+def _order_args(identity: str, o: Order) -> tuple[Any, ...]:
     return (
-        o.client_order_id, o.trade_id, o.pair, o.side.value, o.kind.value, o.quantity,
+        identity, o.client_order_id, o.trade_id, o.pair, o.side.value, o.kind.value, o.quantity,
         o.price, o.fee, o.status.value, o.exchange_order_id, o.error, to_dt(o.created_at),
     )
 
@@ -146,9 +161,10 @@ async def _init_connection(conn: Any) -> None:
 class Store:
     """Use `await Store.connect(dsn)`; the constructor is internal."""
 
-    def __init__(self, pool: Any, dsn: str, lock_timeout_s: float,
+    def __init__(self, pool: Any, dsn: str, identity: str, lock_timeout_s: float,
                  lock_check_interval_s: float) -> None:
         self._pool = pool
+        self.identity = identity
         self._dsn = dsn
         self.lock_timeout_s = lock_timeout_s
         self._lock_check_interval_s = lock_check_interval_s
@@ -161,8 +177,12 @@ class Store:
         self._releasing = False
 
     @classmethod
-    async def connect(cls, dsn: str, *, lock_timeout_s: float = 30.0, min_size: int = 1,
-                      max_size: int = 4, lock_check_interval_s: float = 2.0) -> Store:
+    async def connect(cls, dsn: str, *, identity: str, lock_timeout_s: float = 30.0,
+                      min_size: int = 1, max_size: int = 4,
+                      lock_check_interval_s: float = 2.0) -> Store:
+        """`identity`: the bot this store reads and writes for (`instance.identity`)."""
+        if not identity:
+            raise ValueError("a store needs the bot's identity (instance.identity)")
         settings = _timeout_settings(lock_timeout_s)
         settings["application_name"] = "novapulse"
         try:
@@ -174,7 +194,7 @@ class Store:
             log.error("cannot connect to PostgreSQL at %s: %s", redact_dsn(dsn), exc)
             raise
         log.info("connected to PostgreSQL at %s", redact_dsn(dsn))
-        return cls(pool, dsn, lock_timeout_s, lock_check_interval_s)
+        return cls(pool, dsn, identity, lock_timeout_s, lock_check_interval_s)
 
     # --- plumbing ---------------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -221,40 +241,54 @@ class Store:
         async with self._conn("record_execution") as conn:
             try:
                 async with conn.transaction():
-                    await conn.execute(_UPSERT_TRADE, *_trade_args(trade))
-                    if not await conn.fetchval(_INSERT_ORDER, *_order_args(order)):
+                    await self._upsert_trade(conn, trade)
+                    if not await conn.fetchval(_INSERT_ORDER, *_order_args(self.identity, order)):
                         raise _AlreadyRecorded
             except _AlreadyRecorded:
                 log.info("order %s already recorded: replay ignored", order.client_order_id)
                 return False
         return True
 
+    async def _upsert_trade(self, conn: Any, trade: Trade) -> None:
+        if not await conn.fetchval(_UPSERT_TRADE, *_trade_args(self.identity, trade)):
+            raise ForeignRowError(f"trade id {trade.trade_id!r} belongs to another bot; "
+                                  f"not written for identity {self.identity!r}")
+
     async def save_trade(self, trade: Trade) -> None:
         async with self._conn("save_trade") as conn:
-            await conn.execute(_UPSERT_TRADE, *_trade_args(trade))
+            await self._upsert_trade(conn, trade)
 
     async def open_trades(self) -> list[Trade]:
-        """Open positions, oldest first, to restore after a restart."""
+        """This bot's open positions, oldest first, to restore after a restart."""
         rows = await self._fetch("open_trades",
-                                 f"{_SELECT_TRADES} WHERE status = $1 ORDER BY created_at",
-                                 TradeStatus.OPEN.value)
+                                 f"{_SELECT_TRADES} AND status = $2 ORDER BY created_at",
+                                 self.identity, TradeStatus.OPEN.value)
         return [_trade_from_row(r) for r in rows]
 
     async def all_trades(self) -> list[Trade]:
-        """Every trade, oldest first (the engine rebuilds its cash from them)."""
-        rows = await self._fetch("all_trades", f"{_SELECT_TRADES} ORDER BY created_at")
+        """This bot's trades, oldest first (the engine rebuilds its cash from them)."""
+        rows = await self._fetch("all_trades", f"{_SELECT_TRADES} ORDER BY created_at",
+                                 self.identity)
         return [_trade_from_row(r) for r in rows]
+
+    async def count_trades(self, status: TradeStatus | str) -> int:
+        async with self._conn("count_trades") as conn:
+            count: int = await conn.fetchval(
+                "SELECT count(*) FROM trades WHERE bot_identity = $1 AND status = $2",
+                self.identity, TradeStatus(status).value)
+        return count
 
     async def trades(self, limit: int = 100, status: TradeStatus | str | None = None
                      ) -> list[Trade]:
         """Newest first."""
         if status is None:
             rows = await self._fetch(
-                "trades", f"{_SELECT_TRADES} ORDER BY created_at DESC LIMIT $1", limit)
+                "trades", f"{_SELECT_TRADES} ORDER BY created_at DESC LIMIT $2", self.identity,
+                limit)
         else:
             rows = await self._fetch(
-                "trades", f"{_SELECT_TRADES} WHERE status = $1 ORDER BY created_at DESC LIMIT $2",
-                TradeStatus(status).value, limit)
+                "trades", f"{_SELECT_TRADES} AND status = $2 ORDER BY created_at DESC LIMIT $3",
+                self.identity, TradeStatus(status).value, limit)
         return [_trade_from_row(r) for r in rows]
 
     async def error_trades(self, limit: int = 100) -> list[Trade]:
@@ -263,83 +297,105 @@ class Store:
 
     async def orders(self, trade_id: str | None = None, limit: int = 1000) -> list[Order]:
         """Oldest first."""
-        cols = ", ".join(_ORDER_COLUMNS)
+        select = f"SELECT {', '.join(_ORDER_COLUMNS)} FROM orders WHERE bot_identity = $1"
         if trade_id is None:
             rows = await self._fetch(
-                "orders", f"SELECT {cols} FROM orders ORDER BY created_at LIMIT $1", limit)
+                "orders", f"{select} ORDER BY created_at LIMIT $2", self.identity, limit)
         else:
             rows = await self._fetch(
-                "orders",
-                f"SELECT {cols} FROM orders WHERE trade_id = $1 ORDER BY created_at LIMIT $2",
-                trade_id, limit)
+                "orders", f"{select} AND trade_id = $2 ORDER BY created_at LIMIT $3",
+                self.identity, trade_id, limit)
         return [_order_from_row(r) for r in rows]
 
     # --- thoughts, features, metrics, checkpoints -------------------------------------------
     async def record_thoughts(self, thoughts: Sequence[Thought]) -> None:
         if not thoughts:
             return
-        rows = [(to_dt(t.ts), t.kind, t.pair, t.message, dict(t.data)) for t in thoughts]
+        rows = [(self.identity, to_dt(t.ts), t.kind, t.pair, t.message, dict(t.data))
+                for t in thoughts]
         async with self._conn("record_thoughts") as conn:
             await conn.executemany(
-                "INSERT INTO thoughts (ts, kind, pair, message, data) VALUES ($1, $2, $3, $4, $5)",
-                rows)
+                "INSERT INTO thoughts (bot_identity, ts, kind, pair, message, data) "
+                "VALUES ($1, $2, $3, $4, $5, $6)", rows)
 
     async def recent_thoughts(self, limit: int = 200) -> list[Thought]:
         """Newest first."""
         rows = await self._fetch(
             "recent_thoughts",
-            "SELECT ts, kind, pair, message, data FROM thoughts ORDER BY ts DESC, id DESC "
-            "LIMIT $1", limit)
+            "SELECT ts, kind, pair, message, data FROM thoughts WHERE bot_identity = $1 "
+            "ORDER BY ts DESC, id DESC LIMIT $2", self.identity, limit)
         return [Thought(ts=from_dt(r["ts"]), kind=r["kind"], message=r["message"],
                         pair=r["pair"], data=dict(r["data"])) for r in rows]
 
     async def record_metrics(self, rows: Iterable[tuple[float, str, float, Mapping[str, str]]]
                              ) -> None:
-        args = [(to_dt(ts), name, value, dict(labels)) for ts, name, value, labels in rows]
+        args = [(self.identity, to_dt(ts), name, value, dict(labels))
+                for ts, name, value, labels in rows]
         if not args:
             return
         async with self._conn("record_metrics") as conn:
             await conn.executemany(
-                "INSERT INTO metrics (ts, name, value, labels) VALUES ($1, $2, $3, $4)", args)
+                "INSERT INTO metrics (bot_identity, ts, name, value, labels) "
+                "VALUES ($1, $2, $3, $4, $5)", args)
 
     async def record_ml_features(self, trade_id: str, features: Mapping[str, float],
                                  label: float | None = None) -> None:
         """Upsert by trade: features at entry, the label once the trade closes. A later call
         without a label keeps the one already stored."""
         async with self._conn("record_ml_features") as conn:
-            await conn.execute(
-                "INSERT INTO ml_features (trade_id, features, label) VALUES ($1, $2, $3) "
+            written = await conn.fetchval(
+                "INSERT INTO ml_features (bot_identity, trade_id, features, label) "
+                "VALUES ($1, $2, $3, $4) "
                 "ON CONFLICT (trade_id) DO UPDATE SET features = EXCLUDED.features, "
-                "label = COALESCE(EXCLUDED.label, ml_features.label), updated_at = now()",
-                trade_id, dict(features), label)
+                "label = COALESCE(EXCLUDED.label, ml_features.label), updated_at = now() "
+                "WHERE ml_features.bot_identity = EXCLUDED.bot_identity RETURNING true",
+                self.identity, trade_id, dict(features), label)
+        if not written:
+            raise ForeignRowError(f"features of trade {trade_id!r} belong to another bot; "
+                                  f"not written for identity {self.identity!r}")
 
     async def labelled_ml_features(self, limit: int = 10_000
                                    ) -> list[tuple[str, dict[str, float], float]]:
         """(trade_id, features, label) for training, oldest first."""
         rows = await self._fetch(
             "labelled_ml_features",
-            "SELECT trade_id, features, label FROM ml_features WHERE label IS NOT NULL "
-            "ORDER BY created_at LIMIT $1", limit)
+            "SELECT trade_id, features, label FROM ml_features "
+            "WHERE bot_identity = $1 AND label IS NOT NULL ORDER BY created_at LIMIT $2",
+            self.identity, limit)
         return [(r["trade_id"], dict(r["features"]), r["label"]) for r in rows]
 
-    async def save_checkpoint(self, data: Mapping[str, Any], name: str = "engine") -> None:
-        async with self._conn("save_checkpoint") as conn:
+    async def save_checkpoint(self, data: Mapping[str, Any], name: str = "engine",
+                              open_positions: Sequence[Trade] = ()) -> None:
+        """Save the engine's checkpoint and, in the same transaction, the marks of the open
+        positions that move between fills (stops, trailing stop, highest and lowest price),
+        so a restart resumes with both as they were at the same moment."""
+        marks = [(self.identity, t.trade_id, t.stop_loss, t.take_profit, t.trailing_stop,
+                  t.highest_price, t.lowest_price) for t in open_positions]
+        async with self._conn("save_checkpoint") as conn, conn.transaction():
             await conn.execute(
-                "INSERT INTO checkpoints (name, data) VALUES ($1, $2) ON CONFLICT (name) "
-                "DO UPDATE SET data = EXCLUDED.data, updated_at = now()", name, dict(data))
+                "INSERT INTO checkpoints (bot_identity, name, data) VALUES ($1, $2, $3) "
+                "ON CONFLICT (bot_identity, name) DO UPDATE SET data = EXCLUDED.data, "
+                "updated_at = now()", self.identity, name, dict(data))
+            if marks:
+                await conn.executemany(_UPDATE_OPEN_MARKS, marks)
 
     async def load_checkpoint(self, name: str = "engine") -> dict[str, Any] | None:
         async with self._conn("load_checkpoint") as conn:
-            data = await conn.fetchval("SELECT data FROM checkpoints WHERE name = $1", name)
+            data = await conn.fetchval(
+                "SELECT data FROM checkpoints WHERE bot_identity = $1 AND name = $2",
+                self.identity, name)
         return None if data is None else dict(data)
 
     async def prune(self, before_ts: float) -> dict[str, int]:
-        """Delete thoughts and metrics older than `before_ts` (retention, runbook 6)."""
+        """Delete this bot's thoughts and metrics written before `before_ts` (retention,
+        runbook 6): judged by when they were recorded, not by their market time. Trades and
+        orders are the books: never pruned."""
         counts: dict[str, int] = {}
         async with self._conn("prune") as conn:
             for table in ("thoughts", "metrics"):
-                status = await conn.execute(f"DELETE FROM {table} WHERE ts < $1",
-                                            to_dt(before_ts))
+                status = await conn.execute(
+                    f"DELETE FROM {table} WHERE bot_identity = $1 AND recorded_at < $2",
+                    self.identity, to_dt(before_ts))
                 counts[table] = int(status.split()[-1])
         return counts
 
