@@ -21,9 +21,12 @@ import pytest
 
 from novapulse.config import load_config
 from novapulse.market.replay_server import ReplayServer
+from novapulse.models import TradeStatus
 from novapulse.runner import FeedSpec, run_bot
 from novapulse.secrets import LIVE_REQUIRED
+from novapulse.store import Store
 from support.bot_env import bot_environment
+from support.store_rows import make_trade
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
 FILES = ["ETH_BTC-5m.csv.gz", "LTC_BTC-5m.csv.gz"]
@@ -221,3 +224,40 @@ def test_cli_lists_every_missing_variable(tmp_path: Path) -> None:
     assert result.returncode == 2
     for name in LIVE_REQUIRED:
         assert f"{name} is required in canary mode" in result.stderr
+
+
+async def test_error_trades_in_status_follow_the_store(
+        replay: ReplayServer, pg_dsn: str, tmp_path: Path) -> None:
+    """Runbook 4: an exit that failed leaves its trade in `error` until someone resolves it by
+    hand in the database; the status counts what the store holds now, not at start-up."""
+    bot = await start_bot(replay, tmp_path, pg_dsn, "paper", **SECRETS)
+    read = {"X-API-Key": SECRETS["DASHBOARD_READ_KEY"]}
+    try:
+        await bot.wait_for_api()
+        async with httpx.AsyncClient(base_url=bot.url, timeout=10) as client:
+            async def error_trades_become(count: int) -> None:
+                for _ in range(300):
+                    status = (await client.get("/api/v1/status", headers=read)).json()
+                    if status["error_trades"] == count:
+                        return
+                    await asyncio.sleep(0.1)
+                raise AssertionError(f"error_trades stayed {status['error_trades']}, not {count}")
+
+            await error_trades_become(0)
+            store = await Store.connect(pg_dsn, identity="default")
+            try:
+                await store.save_trade(make_trade("default:ETHBTC-1", status=TradeStatus.ERROR,
+                                                  notes="exit failed 3 times"))
+            finally:
+                await store.close()
+            await error_trades_become(1)
+            conn = await asyncpg.connect(pg_dsn)
+            try:  # runbook 4: closed by hand on the exchange, then in the database
+                await conn.execute("UPDATE trades SET status = 'closed', "
+                                   "notes = 'Manually closed on exchange' "
+                                   "WHERE trade_id = 'default:ETHBTC-1'")
+            finally:
+                await conn.close()
+            await error_trades_become(0)
+    finally:
+        assert await bot.stop() == 0, bot.log()[-3000:]
