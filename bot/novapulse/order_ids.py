@@ -16,5 +16,7 @@ from novapulse.models import OrderKind
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_DNS, "novapulse.io")
 
 
-def client_order_id_for(trade_id: str, kind: OrderKind) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{trade_id}/{kind.value}"))
+def client_order_id_for(trade_id: str, kind: OrderKind, attempt: int = 0) -> str:
+    """`attempt` > 0 names a retried exit: each attempt is an order of its own."""
+    name = f"{trade_id}/{kind.value}" if attempt == 0 else f"{trade_id}/{kind.value}/{attempt}"
+    return str(uuid.uuid5(_NAMESPACE, name))
