@@ -79,6 +79,8 @@ class OrderReport:
     exchange_order_id: str | None = None
     error: ErrorClass | None = None
     message: str = ""
+    pair: str | None = None  # WS v2 spelling; what reconciliation shows for an orphan order
+    quantity: float | None = None  # as the venue took it (rounded, or cut by a canary cap)
 
 
 class VenueError(Exception):
