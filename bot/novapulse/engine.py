@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from novapulse.config import Config
-from novapulse.execution.paper import OrderRequest, PaperExecutor
+from novapulse.exit_book import ExitBook
+from novapulse.execution.orders import intent_from_json, intent_to_json, order_record
+from novapulse.execution.venue import ImmediateVenue, OrderIntent, OrderReport
 from novapulse.indicators import PairIndicators
 from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
 from novapulse.order_ids import client_order_id_for
@@ -31,11 +33,15 @@ log = logging.getLogger("novapulse.engine")
 GUARDRAIL_TICK_SECONDS = 600.0
 EXIT_SIGNAL = "strategy exit signal"
 EXIT_MANUAL = "close all via control"
+MAX_EXIT_RETRIES = 3  # runbook 4: "Exit order failed (3 retries exhausted)"
+# Trades whose quantity is held (at mark in equity), and may be sold by an exit.
+HELD = frozenset({TradeStatus.OPEN, TradeStatus.CLOSING, TradeStatus.ERROR})
 
 
 @dataclass(frozen=True, slots=True)
 class Execution:
-    """A fill and the trade it opened or closed; the caller stores both in one transaction."""
+    """An order's latest state and its trade as it now stands; the caller stores both (with
+    the checkpoint) in one transaction."""
 
     trade: Trade
     order: Order
@@ -48,10 +54,15 @@ def trade_id_for(identity: str, pair: str, candle_ts: int) -> str:
 
 
 class Engine:
-    def __init__(self, config: Config, executor: PaperExecutor, thoughts: ThoughtLog,
+    def __init__(self, config: Config, executor: ImmediateVenue | None, thoughts: ThoughtLog,
                  strategies: Sequence[Strategy] | None = None) -> None:
+        """`executor`: a venue that fills at once (paper); None for one that answers later —
+        intents then wait in `outbox` and fills come back through `on_report`."""
         self.config = config
         self.executor = executor
+        self.in_flight: dict[str, OrderIntent] = {}  # client order id -> intent
+        self.outbox: list[OrderIntent] = []
+        self.exits = ExitBook()
         self.thoughts = thoughts
         self.mode = config.trading.mode
         self.cash = config.trading.starting_bankroll
@@ -80,7 +91,8 @@ class Engine:
     def equity(self) -> float:
         held = 0.0
         for pair, trade in self.positions.items():
-            held += trade.quantity * self.last_price.get(pair, trade.entry_price)
+            if trade.status is not TradeStatus.PENDING:  # nothing bought yet
+                held += trade.quantity * self.last_price.get(pair, trade.entry_price)
         return self.cash + held
 
     def market_now(self) -> float:
@@ -131,12 +143,11 @@ class Engine:
         pair = candle.pair
         executions: list[Execution] = []
         trade = self.positions.get(pair)
-        if trade is not None:
+        if trade is not None and trade.status is TradeStatus.OPEN:
             # Judged against the stops as they stood at the open, then ratcheted (positions.py).
             trigger = exit_trigger(trade, candle)
             if trigger is not None:
-                executions.append(self._close(trade, trigger[0], trigger[1], now))
-                trade = None
+                executions += self._close(trade, trigger[0], trigger[1], now)
             else:
                 update_trailing_stop(trade, candle, self.config.risk)
         if not ind.ready:
@@ -144,13 +155,12 @@ class Engine:
         decision = self.ensemble.evaluate_all(ind, candle, self._disabled)
         if decision.confidence < self._min_confidence or decision.direction == 0:
             return executions
-        if trade is not None:
-            if decision.direction < 0:
-                executions.append(self._close(trade, candle.close, EXIT_SIGNAL, now, decision))
-        elif decision.direction > 0 and pair not in self.positions:
-            opened = self._try_enter(candle, decision, now, data_age_s)
-            if opened is not None:
-                executions.append(opened)
+        trade = self.positions.get(pair)
+        if trade is not None:  # pending, closing or in error: nothing more to decide on it
+            if decision.direction < 0 and trade.status is TradeStatus.OPEN:
+                executions += self._close(trade, candle.close, EXIT_SIGNAL, now)
+        elif decision.direction > 0:
+            executions += self._try_enter(candle, decision, now, data_age_s)
         return executions
 
     def _mark(self, now: float, pair: str | None) -> None:
@@ -158,65 +168,134 @@ class Engine:
             self._auto_paused(message, now, pair)
 
     def _try_enter(self, candle: Candle, decision: Decision, now: float,
-                   data_age_s: float) -> Execution | None:
+                   data_age_s: float) -> list[Execution]:
         pair = candle.pair
         equity = self.equity()
+        cash = self.available_cash()
         verdict: Verdict = self.risk.check_entry(
-            now=now, equity=equity, cash=self.cash, open_positions=len(self.positions),
+            now=now, equity=equity, cash=cash, open_positions=len(self.positions),
             data_age_s=data_age_s,
         )
         if not verdict.allowed:
             self.thoughts.add(now, "blocked", verdict.message, pair,
                               {"gate": str(verdict.gate), "confidence": decision.confidence})
-            return None
-        plan = plan_position(equity=equity, cash=self.cash, price=candle.close,
+            return []
+        plan = plan_position(equity=equity, cash=cash, price=candle.close,
                              fee_rate=self.config.trading.fee_rate, slippage=self.slippage,
                              config=self.config.risk)
-        quantity = plan.quantity
-        if quantity <= 0:
+        if plan.quantity <= 0:
             self.thoughts.add(now, "blocked", "Bankroll depleted", pair, {"gate": "bankroll"})
-            return None
+            return []
         trade_id = trade_id_for(self.config.instance.identity, pair, candle.ts)
-        order = self.executor.execute(OrderRequest(
-            client_order_id_for(trade_id, OrderKind.ENTRY), trade_id, pair, Side.BUY,
-            OrderKind.ENTRY, quantity,
-            candle.close, now,
-        ))
-        stop, take_profit = initial_stops(order.price, self.config.risk)
         voters = [s.strategy for s in decision.votes if s.direction > 0]
-        trade = Trade(
-            trade_id=trade_id, pair=pair, side=Side.BUY, entry_price=order.price,
-            quantity=order.quantity, entry_time=now, strategy=",".join(voters),
-            stop_loss=stop, take_profit=take_profit, entry_fee=order.fee,
-            highest_price=order.price, lowest_price=order.price, mode=self.mode,
+        stop, take_profit = initial_stops(candle.close, self.config.risk)
+        # Pending until the entry fills; price, quantity and stops then follow the fill.
+        self.positions[pair] = Trade(
+            trade_id=trade_id, pair=pair, side=Side.BUY, entry_price=candle.close,
+            quantity=plan.quantity, entry_time=now, strategy=",".join(voters),
+            stop_loss=stop, take_profit=take_profit, status=TradeStatus.PENDING,
+            highest_price=candle.close, lowest_price=candle.close, mode=self.mode,
             notes=decision.reason,
         )
-        self.cash -= order.price * order.quantity + order.fee
-        self.positions[pair] = trade
         self.risk.record_entry(now)
-        self.thoughts.add(now, "entry", f"BUY {pair} qty={quantity:.6g} @ {order.price:.8g} "
+        self.thoughts.add(now, "entry", f"BUY {pair} qty={plan.quantity:.6g} @ {candle.close:.8g} "
                           f"(confidence {decision.confidence:.2f}): {decision.reason}", pair,
                           {"trade_id": trade_id, "confidence": decision.confidence})
+        return self._send(OrderIntent(
+            client_order_id_for(trade_id, OrderKind.ENTRY), trade_id, pair, Side.BUY,
+            OrderKind.ENTRY, plan.quantity, candle.close, now))
+
+    def _close(self, trade: Trade, price: float, reason: str, now: float) -> list[Execution]:
+        """Send the exit for what is still held; the position closes as it fills."""
+        trade.status = TradeStatus.CLOSING
+        attempt = self.exits.attempt.get(trade.trade_id, 0)
+        self.exits.reason[trade.trade_id] = reason
+        return self._send(OrderIntent(
+            client_order_id_for(trade.trade_id, OrderKind.EXIT, attempt), trade.trade_id,
+            trade.pair, Side.SELL, OrderKind.EXIT, trade.quantity, price, now, attempt))
+
+    def _send(self, intent: OrderIntent) -> list[Execution]:
+        """Paper fills inline, through the same path as a venue's report; a real venue's intent
+        waits in the outbox for the execution layer, which reports back via `on_report`."""
+        self.in_flight[intent.client_order_id] = intent
+        if self.executor is not None:
+            return self.on_report(self.executor.fill(intent), intent.ts)
+        self.outbox.append(intent)
+        return []
+
+    def drain_outbox(self) -> list[OrderIntent]:
+        """Intents to send, each once; the caller stores them before it sends them."""
+        intents, self.outbox = self.outbox, []
+        return intents
+
+    def on_report(self, report: OrderReport, now: float) -> list[Execution]:
+        """What a venue said about an order: positions follow fills, not requests."""
+        intent = self.in_flight.get(report.client_order_id)
+        if intent is None:
+            log.warning("report for an order the engine is not waiting for: %s (%s)",
+                        report.client_order_id, report.state)
+            return []
+        trade = self.positions.get(intent.pair)
+        if trade is None or trade.trade_id != intent.trade_id:
+            del self.in_flight[report.client_order_id]
+            return []
+        if not report.state.final:
+            return [Execution(trade, order_record(intent, report))]
+        del self.in_flight[report.client_order_id]
+        if intent.kind is OrderKind.ENTRY:
+            return [self._entry_done(trade, intent, report, now)]
+        return self._exit_done(trade, intent, report, now)
+
+    def _entry_done(self, trade: Trade, intent: OrderIntent, report: OrderReport,
+                    now: float) -> Execution:
+        order = order_record(intent, report)
+        if report.filled_quantity <= 0 or report.average_price is None:
+            trade.status = TradeStatus.REJECTED
+            del self.positions[trade.pair]
+            self._order_failed(trade, intent, report, now)
+            return Execution(trade, order)
+        price = report.average_price
+        trade.entry_price = price
+        trade.quantity = report.filled_quantity
+        trade.entry_fee = report.fee
+        trade.stop_loss, trade.take_profit = initial_stops(price, self.config.risk)
+        trade.highest_price = trade.lowest_price = price
+        trade.status = TradeStatus.OPEN
+        self.cash -= price * trade.quantity + report.fee
         return Execution(trade, order)
 
-    def _close(self, trade: Trade, price: float, reason: str, now: float,
-               decision: Decision | None = None) -> Execution:
-        order = self.executor.execute(OrderRequest(
-            client_order_id_for(trade.trade_id, OrderKind.EXIT), trade.trade_id, trade.pair,
-            Side.SELL, OrderKind.EXIT,
-            trade.quantity, price, now,
-        ))
-        trade.exit_price = order.price
+    def _exit_done(self, trade: Trade, intent: OrderIntent, report: OrderReport,
+                   now: float) -> list[Execution]:
+        done = [Execution(trade, order_record(intent, report))]
+        if report.filled_quantity <= 0 or report.average_price is None:
+            self._order_failed(trade, intent, report, now)
+            return done + self._retry_exit(trade, intent, now, failed=True)
+        filled = min(report.filled_quantity, trade.quantity)
+        self.cash += report.average_price * filled - report.fee
+        self.exits.record_fill(trade.trade_id, filled, report.average_price, report.fee)
+        trade.quantity -= filled
+        if trade.quantity > 1e-12:  # partly filled: the rest is still held and still exits
+            self.thoughts.add(now, "exit", f"SELL {trade.pair}: {filled:.6g} filled, "
+                              f"{trade.quantity:.6g} left to sell", trade.pair,
+                              {"trade_id": trade.trade_id})
+            return done + self._retry_exit(trade, intent, now, failed=False)
+        self._closed(trade, now)
+        return done
+
+    def _closed(self, trade: Trade, now: float) -> None:
+        sold, value, fees = self.exits.finish(trade.trade_id)
+        reason = self.exits.reason.pop(trade.trade_id, "")
+        trade.quantity = sold
+        trade.exit_price = value / sold
         trade.exit_time = now
-        trade.exit_fee = order.fee
-        trade.pnl = (order.price - trade.entry_price) * trade.quantity - trade.entry_fee - order.fee
+        trade.exit_fee = fees
+        trade.pnl = value - trade.entry_price * sold - trade.entry_fee - fees
         trade.status = TradeStatus.CLOSED
         trade.notes = f"{trade.notes} | exit: {reason}" if trade.notes else f"exit: {reason}"
-        self.cash += order.price * order.quantity - order.fee
         del self.positions[trade.pair]
         self.closed_count += 1
         self.realized_pnl += trade.pnl
-        self.thoughts.add(now, "exit", f"SELL {trade.pair} @ {order.price:.8g} ({reason}), "
+        self.thoughts.add(now, "exit", f"SELL {trade.pair} @ {trade.exit_price:.8g} ({reason}), "
                           f"pnl {trade.pnl:+.8g}", trade.pair,
                           {"trade_id": trade.trade_id, "pnl": trade.pnl})
         self.book.record_result([n for n in trade.strategy.split(",") if n], trade.pnl, now)
@@ -226,7 +305,38 @@ class Engine:
                        trade.entry_fee, self.config.trading.fee_rate)
         for message in self.risk.record_close(trade.pnl, r, now):
             self._auto_paused(message, now, trade.pair)
-        return Execution(trade, order)
+
+    def _retry_exit(self, trade: Trade, last: OrderIntent, now: float, *,
+                    failed: bool) -> list[Execution]:
+        """Send the exit again as a new order. After MAX_EXIT_RETRIES failed retries the trade
+        is in `error`: it may still be open on the exchange, and only a confirmed fill or an
+        admin's act closes it (runbook 4)."""
+        if failed and self.exits.failed(trade.trade_id) > MAX_EXIT_RETRIES:
+            trade.status = TradeStatus.ERROR
+            self.thoughts.add(now, "error", f"Exit order failed ({MAX_EXIT_RETRIES} retries "
+                              f"exhausted): {trade.trade_id} {trade.pair} qty={trade.quantity:.6g}"
+                              " may still be open on the exchange — manual intervention required",
+                              trade.pair, {"trade_id": trade.trade_id}, level=logging.CRITICAL)
+            return []
+        self.exits.attempt[trade.trade_id] = last.attempt + 1
+        return self._close(trade, last.price, self.exits.reason.get(trade.trade_id, ""), now)
+
+    def _order_failed(self, trade: Trade, intent: OrderIntent, report: OrderReport,
+                      now: float) -> None:
+        error = report.error or "ExchangeError"
+        self.thoughts.add(now, "order_failed", f"Order fill failed: {intent.kind} {intent.pair} "
+                          f"({error}: {report.message or report.state})", intent.pair,
+                          {"trade_id": trade.trade_id, "error": str(error)},
+                          level=logging.ERROR)
+
+    def available_cash(self) -> float:
+        """Cash not already promised to an entry in flight (its fill, slippage and fee)."""
+        if not self.in_flight:
+            return self.cash
+        cost = (1.0 + self.slippage) * (1.0 + self.config.trading.fee_rate)
+        promised = sum(i.quantity * i.price * cost for i in self.in_flight.values()
+                       if i.kind is OrderKind.ENTRY)
+        return self.cash - promised
 
     def _auto_paused(self, message: str, now: float, pair: str | None) -> None:
         self.thoughts.add(now, "pause", message, pair, {"paused_by": "risk_rule"},
@@ -293,10 +403,14 @@ class Engine:
         return set(self._disabled)
 
     def close_all(self, now: float) -> list[Execution]:
-        executions = [
-            self._close(trade, self.last_price.get(trade.pair, trade.entry_price), EXIT_MANUAL, now)
-            for trade in list(self.positions.values())
-        ]
+        """Send an exit for every position held; one whose exit gave up (error) is tried again —
+        an admin asked. Exits already working are left to finish."""
+        executions: list[Execution] = []
+        for trade in list(self.positions.values()):
+            if trade.status in (TradeStatus.OPEN, TradeStatus.ERROR):
+                self.exits.reset(trade.trade_id)
+                price = self.last_price.get(trade.pair, trade.entry_price)
+                executions += self._close(trade, price, EXIT_MANUAL, now)
         if executions:
             self._mark(now, None)
         return executions
@@ -309,15 +423,25 @@ class Engine:
             "risk": self.risk.snapshot(),
             "strategies": self.book.snapshot(),
             "manually_disabled": sorted(self.manually_disabled),
+            "in_flight": [intent_to_json(i) for i in self.in_flight.values()],
+            "exits": self.exits.snapshot(),
         }
 
     def restore(self, trades: list[Trade], checkpoint: dict[str, Any] | None) -> None:
         """Rebuild from the store: cash from every trade, open positions as they were, and the
         rest from the checkpoint. Candles up to the last one decided on only warm indicators."""
+        exits = ExitBook.restore((checkpoint or {}).get("exits", {}))
         cash = self.config.trading.starting_bankroll
         for trade in sorted(trades, key=lambda t: t.entry_time):
-            cash -= trade.entry_price * trade.quantity + trade.entry_fee
-            if trade.status is TradeStatus.OPEN:
+            if trade.status is TradeStatus.REJECTED:
+                continue  # nothing was bought
+            if trade.status is TradeStatus.PENDING:
+                self.positions[trade.pair] = trade
+                continue
+            sold, value, fees = exits.sold(trade.trade_id)
+            cash -= trade.entry_price * (trade.quantity + sold) + trade.entry_fee
+            if trade.status in HELD:
+                cash += value - fees  # what a partly filled exit already brought in
                 self.positions[trade.pair] = trade
             else:
                 if trade.exit_price is not None:
@@ -331,6 +455,13 @@ class Engine:
         self.cash = cash
         if not checkpoint:
             return
+        self.exits = exits
+        for saved in checkpoint.get("in_flight", []):
+            intent = intent_from_json(saved)
+            held = self.positions.get(intent.pair)
+            if held is not None and held.trade_id == intent.trade_id:
+                self.in_flight[intent.client_order_id] = intent
+        self._reissue_lost_intents()
         for pair, ts in checkpoint.get("last_candle_ts", {}).items():
             self.decide_after[pair] = max(self.decide_after.get(pair, -1), int(ts))
         self.risk.restore(checkpoint.get("risk", {}), legacy_pause=checkpoint.get("pause"))
@@ -341,6 +472,29 @@ class Engine:
             self.book.restore(checkpoint["strategies"])
             self._retune()
 
+    def _reissue_lost_intents(self) -> None:
+        """A pending entry or a closing exit whose intent the checkpoint lacks (a crash between
+        storing the trade and the checkpoint): the same deterministic order again, so the
+        execution layer looks it up by its client order id before it could send a second."""
+        working = {(i.trade_id, i.kind) for i in self.in_flight.values()}
+        for trade in self.positions.values():
+            if trade.status is TradeStatus.PENDING and (trade.trade_id, OrderKind.ENTRY) \
+                    not in working:
+                intent = OrderIntent(client_order_id_for(trade.trade_id, OrderKind.ENTRY),
+                                     trade.trade_id, trade.pair, Side.BUY, OrderKind.ENTRY,
+                                     trade.quantity, trade.entry_price, trade.entry_time)
+            elif trade.status is TradeStatus.CLOSING and (trade.trade_id, OrderKind.EXIT) \
+                    not in working:
+                attempt = self.exits.attempt.get(trade.trade_id, 0)
+                intent = OrderIntent(
+                    client_order_id_for(trade.trade_id, OrderKind.EXIT, attempt), trade.trade_id,
+                    trade.pair, Side.SELL, OrderKind.EXIT, trade.quantity,
+                    self.last_price.get(trade.pair, trade.entry_price), trade.entry_time, attempt)
+            else:
+                continue
+            self.in_flight[intent.client_order_id] = intent
+            self.outbox.append(intent)
+
     # --- after a restart --------------------------------------------------------------------
     def check_exits_while_down(self, candle: Candle) -> list[Execution]:
         """Judge an open position's stops on a candle the bot never decided on (missed while it
@@ -350,7 +504,8 @@ class Engine:
         pair = candle.pair
         trade = self.positions.get(pair)
         seen = max(self.last_candle_ts.get(pair, -1), self.decide_after.get(pair, -1))
-        if trade is None or candle.ts <= seen or candle.ts < trade.entry_time:
+        if (trade is None or trade.status is not TradeStatus.OPEN or candle.ts <= seen
+                or candle.ts < trade.entry_time):
             return []
         # The stops as they stood when the candle opened judge it; only then does it move them.
         trigger = exit_trigger(trade, candle)
@@ -360,7 +515,7 @@ class Engine:
         price, reason = trigger
         opened = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(candle.ts))
         close_ts = float(candle.close_ts)
-        execution = self._close(trade, price, f"{reason} crossed while the bot was down "
-                                              f"(candle of {opened})", close_ts)
+        executions = self._close(trade, price, f"{reason} crossed while the bot was down "
+                                               f"(candle of {opened})", close_ts)
         self._mark(close_ts, pair)
-        return [execution]
+        return executions

@@ -30,9 +30,12 @@ class Side(enum.StrEnum):
 
 
 class TradeStatus(enum.StrEnum):
+    PENDING = "pending"  # entry order sent, not filled yet
     OPEN = "open"
+    CLOSING = "closing"  # exit order working
     CLOSED = "closed"
-    ERROR = "error"
+    ERROR = "error"  # exit retries exhausted: may still be open on the exchange (runbook 4)
+    REJECTED = "rejected"  # entry refused or cancelled with nothing filled
 
 
 @dataclass(slots=True)
@@ -73,6 +76,7 @@ class OrderKind(enum.StrEnum):
 
 
 class OrderStatus(enum.StrEnum):
+    PENDING = "pending"  # recorded, not yet sent
     FILLED = "filled"
     REJECTED = "rejected"
     FAILED = "failed"

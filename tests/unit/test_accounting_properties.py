@@ -166,6 +166,14 @@ def close(a: float, b: float) -> bool:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_accounting_invariants_hold_on_every_candle(sc: Scenario) -> None:
+    closed, drawdown_reached, daily_blocked = check_invariants(sc)
+    # What the examples exercised (shown with --hypothesis-show-statistics).
+    event(f"closed trades: {min(closed, 10)}{'+' if closed > 10 else ''}")
+    event(f"drawdown pause: {drawdown_reached}")
+    event(f"daily loss blocked an entry: {daily_blocked}")
+
+
+def check_invariants(sc: Scenario) -> tuple[int, bool, bool]:
     warmup, candles = market(sc)
     engine = new_engine(sc, warmup)
     start = engine.config.trading.starting_bankroll
@@ -206,10 +214,7 @@ def test_accounting_invariants_hold_on_every_candle(sc: Scenario) -> None:
         drawdown_reached |= (peak - equity) / peak * 100.0 >= limit_dd
         assert close(engine.risk.state.peak_equity, peak)
         assert engine.risk.pauses.held_by(PausedBy.RISK_RULE) == drawdown_reached
-    # What the examples exercised (shown with --hypothesis-show-statistics).
-    event(f"closed trades: {min(engine.closed_count, 10)}{'+' if engine.closed_count > 10 else ''}")
-    event(f"drawdown pause: {drawdown_reached}")
-    event(f"daily loss blocked an entry: {daily_blocked}")
+    return engine.closed_count, drawdown_reached, daily_blocked
 
 
 def _state(engine: Engine) -> object:
@@ -236,6 +241,10 @@ def same(a: object, b: object) -> bool:
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_a_crash_at_any_candle_restores_the_same_state(sc: Scenario) -> None:
+    check_crash_and_restore(sc)
+
+
+def check_crash_and_restore(sc: Scenario) -> None:
     warmup, candles = market(sc)
     steady = new_engine(sc, warmup)
     store: dict[str, Trade] = {}
@@ -273,5 +282,5 @@ def test_shrunk_example_entry_after_a_stop_out_on_the_same_candle() -> None:
                       "max_consecutive_losses": 100, "global_cooldown_seconds": 0,
                       "max_trades_per_hour": 100, "max_open_positions": 2,
                       "min_confidence": 0.5, "risk_of_ruin_min_trades": 1000})
-    test_accounting_invariants_hold_on_every_candle.hypothesis.inner_test(sc)  # type: ignore[attr-defined]
-    test_a_crash_at_any_candle_restores_the_same_state.hypothesis.inner_test(sc)  # type: ignore[attr-defined]
+    check_invariants(sc)
+    check_crash_and_restore(sc)
