@@ -311,7 +311,6 @@ class BotRunner:
         engine = self.engine
         while True:
             candle, history, received, market_lag = await self.queue.get()
-            client = self.client
             if history:  # a snapshot after (re)connect: old news, not a signal to enter on
                 await self._judge_missed(candle)
                 engine.warm_up(candle)
