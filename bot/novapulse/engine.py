@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from novapulse.config import Config
-from novapulse.exit_book import ExitBook
 from novapulse.execution.orders import intent_from_json, intent_to_json, order_record
 from novapulse.execution.venue import ImmediateVenue, OrderIntent, OrderReport
+from novapulse.exit_book import ExitBook
 from novapulse.indicators import PairIndicators
 from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
 from novapulse.order_ids import client_order_id_for
