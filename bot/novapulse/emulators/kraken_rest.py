@@ -1,67 +1,46 @@
-"""A small local Kraken REST API: the public market-data endpoints ccxt needs, from candle files.
+"""A local Kraken REST API: public market data and a private spot account, with fault injection.
 
-Serves `/0/public/Time`, `/0/public/Assets`, `/0/public/AssetPairs` and `/0/public/OHLC`
-in Kraken's response shapes, so `ccxt.kraken` pointed at it (`urls['api']['public']`)
-loads markets and fetches OHLC as against the real API. Like Kraken, OHLC serves only the
-newest 720 candles up to now, the still-open one last and always, whatever `since` asks:
-older history cannot be paged. `fail_requests()` makes every
-request answer HTTP 503 `EService:Unavailable`. Endpoints are registered in `_routes`, so
-private ones (AddOrder, ...) and per-endpoint error injection can be added next to them.
+`KrakenRestEmulator` serves Kraken's public endpoints (Time, Assets, AssetPairs, OHLC) from
+candle files and its private ones (Balance, BalanceEx, AddOrder, CancelOrder, QueryOrders,
+OpenOrders, ClosedOrders, TradesHistory) over one emulated account, checking API-Key, API-Sign
+and nonces as Kraken does. Point ccxt at it with
+`exchange.urls['api'] = {'public': emulator.url, 'private': emulator.url}` (ccxt appends
+`/0/public/...` and `/0/private/...` itself).
+
+Faults are injected per endpoint and per call (`kraken_faults`); tests and users inspect and
+steer the exchange through the Python methods below or the HTTP control API under
+`/_emulator/` (`kraken_control`). `fail_requests()` makes every API request answer HTTP 503.
 """
 
 from __future__ import annotations
 
-import time
-from bisect import bisect_right
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from aiohttp import web
 
+from novapulse.emulators.kraken_account import EmulatedAccount, EmulatedOrder, OrderStatus
+from novapulse.emulators.kraken_auth import ApiKeys
+from novapulse.emulators.kraken_control import ControlApi
+from novapulse.emulators.kraken_faults import FaultPlan, ScheduledFault
+from novapulse.emulators.kraken_market import ReplayedMarket
+from novapulse.emulators.kraken_pairs import REST_CODES, EmulatedPair, asset_id
+from novapulse.emulators.kraken_private import PRIVATE_ENDPOINTS, PrivateApi
+from novapulse.emulators.kraken_public import OHLC_MAX_ROWS, PUBLIC_ENDPOINTS, PublicApi
+from novapulse.emulators.kraken_requests import parse_add_order
+from novapulse.emulators.kraken_serving import (
+    Handler,
+    UnansweredRequests,
+    endpoint_of,
+    fault_middleware,
+    kraken_error,
+)
 from novapulse.market.candle_files import describe_file, load_candles
-from novapulse.models import Candle
 
-OHLC_MAX_ROWS = 720
-# Kraken's legacy asset ids carry an X (crypto) or Z (fiat) prefix; newer assets do not.
-_LEGACY_CRYPTO = {"XBT", "ETH", "LTC", "XMR", "XLM", "ETC", "XRP", "ZEC", "REP", "MLN", "XDG"}
-_LEGACY_FIAT = {"USD", "EUR", "GBP", "CAD", "JPY"}
-# The REST API still calls bitcoin XBT where WS v2 says BTC.
-_REST_CODES = {"BTC": "XBT"}
+__all__ = ["OHLC_MAX_ROWS", "EmulatedPair", "KrakenRestEmulator", "asset_id"]
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def asset_id(code: str) -> str:
-    if code in _LEGACY_CRYPTO:
-        return "X" + code
-    if code in _LEGACY_FIAT:
-        return "Z" + code
-    return code
-
-
-@dataclass(frozen=True, slots=True)
-class EmulatedPair:
-    wsname: str  # "ETH/XBT"
-    base: str
-    quote: str
-    candles: list[Candle]
-
-    @property
-    def altname(self) -> str:
-        return self.base + self.quote
-
-    @property
-    def pair_id(self) -> str:
-        base_id, quote_id = asset_id(self.base), asset_id(self.quote)
-        if base_id != self.base and quote_id != self.quote:
-            return base_id + quote_id
-        return self.altname
-
-    @property
-    def interval_minutes(self) -> int:
-        return self.candles[0].interval_s // 60
+DEFAULT_FEE_PCT = Decimal("0.26")
 
 
 class KrakenRestEmulator:
@@ -72,15 +51,40 @@ class KrakenRestEmulator:
         port: int = 0,
         *,
         now: Callable[[], float] | None = None,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        balances: Mapping[str, Decimal] | None = None,
+        fee_pct: Decimal = DEFAULT_FEE_PCT,
+        faults: str | None = None,
+        hold_unanswered_s: float = 120.0,
     ) -> None:
+        """`sources`: candle files, each optionally traded as another pair (`ALT/BTC`).
+
+        `api_key`/`api_secret` (base64, as Kraken issues it) is the key pair private calls
+        must be signed with; `balances` the account's starting funds by asset (BTC or XBT);
+        `faults` a spec such as `AddOrder:timeout_after_accept@2`; an unanswered request is
+        held `hold_unanswered_s` (or until `stop()`) and then its connection closed.
+        """
         self.host = host
         self._requested_port = port
-        self._now = now
-        self.pairs: dict[str, EmulatedPair] = {}
+        pairs: dict[str, EmulatedPair] = {}
         for path, alias in sources:
             wsname = alias or describe_file(path)[0]
-            base, _, quote = (_REST_CODES.get(code, code) for code in wsname.partition("/"))
-            self.pairs[wsname] = EmulatedPair(wsname, base, quote, load_candles(path, wsname))
+            base, _, quote = (REST_CODES.get(code, code) for code in wsname.partition("/"))
+            pairs[wsname] = EmulatedPair(wsname, base, quote, load_candles(path, wsname))
+        self.pairs = pairs
+        self.market = ReplayedMarket(pairs, now)
+        self.account = EmulatedAccount(self.market.price_of, self.market.now, fee_pct / 100,
+                                       balances)
+        self.keys = ApiKeys()
+        if api_key is not None or api_secret is not None:
+            self.keys.add(api_key or "", api_secret or "")
+        self.faults = FaultPlan(PUBLIC_ENDPOINTS, PRIVATE_ENDPOINTS)
+        self.faults.schedule(faults)
+        self._unanswered = UnansweredRequests(hold_unanswered_s)
+        self._public = PublicApi(self.market, fee_pct)
+        self._private = PrivateApi(self.account, self.keys, lambda: self.pairs.values())
+        self._control = ControlApi(self)
         self.requests: list[str] = []
         self._failure: tuple[int, str] | None = None
         self._runner: web.AppRunner | None = None
@@ -96,12 +100,15 @@ class KrakenRestEmulator:
 
     @property
     def url(self) -> str:
-        """Base URL to use as ccxt's `urls['api']['public']`."""
+        """Base URL for ccxt's `urls['api']['public']` and `['private']`."""
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
-        app = web.Application(middlewares=[self._record_and_fail])
-        for method, path, handler in self._routes():
+        app = web.Application(middlewares=[
+            self._record_and_fail, fault_middleware(self.faults, self._unanswered),
+        ])
+        routes = self._public.routes() + self._private.routes() + self._control.routes()
+        for method, path, handler in routes:
             app.router.add_route(method, path, handler)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -110,19 +117,20 @@ class KrakenRestEmulator:
         self._port = int(self._runner.addresses[0][1])
 
     async def stop(self) -> None:
+        self._unanswered.release_all()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
 
-    def _routes(self) -> list[tuple[str, str, Handler]]:
-        return [
-            ("GET", "/0/public/Time", self._time),
-            ("GET", "/0/public/Assets", self._assets),
-            ("GET", "/0/public/AssetPairs", self._asset_pairs),
-            ("GET", "/0/public/OHLC", self._ohlc),
-        ]
+    # --- faults -----------------------------------------------------------------------
 
-    # --- error injection --------------------------------------------------------------
+    def inject_fault(self, endpoint: str, fault: str, times: int = 1) -> list[ScheduledFault]:
+        """The next `times` calls of `endpoint` (e.g. AddOrder) fail with `fault`."""
+        return self.faults.inject(endpoint, fault, times)
+
+    def schedule_faults(self, spec: str) -> list[ScheduledFault]:
+        """Faults by call number since start: `AddOrder:timeout_after_accept@2,Balance:5xx@1`."""
+        return self.faults.schedule(spec)
 
     def fail_requests(self, status: int = 503, error: str = "EService:Unavailable") -> None:
         self._failure = (status, error)
@@ -132,113 +140,61 @@ class KrakenRestEmulator:
 
     @web.middleware
     async def _record_and_fail(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if endpoint_of(request.path) is None:
+            return await handler(request)  # the control API never fails
         self.requests.append(request.path_qs)
         if self._failure is not None:
             status, error = self._failure
-            return web.json_response({"error": [error]}, status=status)
+            return kraken_error(error, status=status)
         return await handler(request)
 
-    # --- public endpoints -------------------------------------------------------------
+    # --- the exchange, seen and moved from outside the bot ----------------------------
 
-    def _now_ts(self) -> float:
-        return self._now() if self._now is not None else time.time()
+    def orders(self, status: OrderStatus | None = None) -> list[EmulatedOrder]:
+        """Every order the exchange holds (oldest first), after filling what the price reached."""
+        self.account.settle()
+        return [o for o in self.account.orders.values() if status is None or o.status == status]
 
-    async def _time(self, request: web.Request) -> web.Response:
-        now = int(self._now_ts())
-        rfc1123 = time.strftime("%a, %d %b %y %H:%M:%S +0000", time.gmtime(now))
-        return _ok({"unixtime": now, "rfc1123": rfc1123})
+    def place_outside_order(
+        self, pair: str, side: str, volume: Decimal | str, *, ordertype: str = "market",
+        price: Decimal | str | None = None, cl_ord_id: str | None = None,
+        userref: int | None = None,
+    ) -> EmulatedOrder:
+        """An order placed by hand on the exchange (an orphan to the bot): Kraken's checks apply."""
+        params = {"pair": self.market.pair(pair).pair_id, "type": side, "ordertype": ordertype,
+                  "volume": str(volume)}
+        if price is not None:
+            params["price"] = str(price)
+        if cl_ord_id is not None:
+            params["cl_ord_id"] = cl_ord_id
+        if userref is not None:
+            params["userref"] = str(userref)
+        self.account.settle()
+        order = self.account.add_order(parse_add_order(params, self.pairs.values()), "outside")
+        assert order is not None  # validate was not asked for
+        return order
 
-    async def _assets(self, request: web.Request) -> web.Response:
-        codes = sorted({c for p in self.pairs.values() for c in (p.base, p.quote)})
-        result = {
-            asset_id(code): {
-                "aclass": "currency",
-                "altname": code,
-                "decimals": 10,
-                "display_decimals": 5,
-                "status": "enabled",
-            }
-            for code in codes
-        }
-        return _ok(result)
+    def fill_outside(self, ref: str, price: Decimal | None = None) -> list[EmulatedOrder]:
+        """Open orders named by txid, cl_ord_id or userref fill now (at `price` if given)."""
+        return self.account.fill_outside(ref, price)
 
-    async def _asset_pairs(self, request: web.Request) -> web.Response:
-        result = {p.pair_id: _asset_pair_info(p) for p in self.pairs.values()}
-        return _ok(result)
+    def cancel_outside(self, ref: str) -> int:
+        """Open orders named by txid, cl_ord_id or userref are cancelled by hand."""
+        return self.account.cancel(self.account.find(ref))
 
-    async def _ohlc(self, request: web.Request) -> web.Response:
-        pair = self._find_pair(request.query.get("pair", ""))
-        if pair is None:
-            return _error("EQuery:Unknown asset pair")
-        interval = request.query.get("interval", "1")
-        if not interval.isdigit() or int(interval) != pair.interval_minutes:
-            served = pair.interval_minutes
-            return _error(f"EGeneral:Invalid arguments:interval (emulator serves {served})")
-        try:
-            since = float(request.query.get("since", "0"))
-        except ValueError:
-            return _error("EGeneral:Invalid arguments:since")
-        now = self._now_ts()
-        end = bisect_right(pair.candles, now, key=lambda c: c.ts)
-        window = pair.candles[max(0, end - OHLC_MAX_ROWS) : end]
-        rows = [c for c in window[:-1] if c.ts > since] + window[-1:]
-        committed = [c for c in rows if c.ts + c.interval_s <= now]
-        body: dict[str, Any] = {pair.pair_id: [_ohlc_row(c) for c in rows]}
-        # `last` is the `since` that polls for newer committed candles.
-        body["last"] = committed[-1].ts if committed else int(since)
-        return _ok(body)
+    def forget_order(self, ref: str) -> list[EmulatedOrder]:
+        """Orders vanish from the exchange with their trades (balances unchanged): ghosts."""
+        return self.account.forget(ref)
 
-    def _find_pair(self, name: str) -> EmulatedPair | None:
-        for pair in self.pairs.values():
-            if name in (pair.pair_id, pair.altname, pair.wsname):
-                return pair
-        return None
+    def set_balance(self, asset: str, amount: Decimal | str) -> None:
+        self.account.set_balance(asset, Decimal(amount))
 
+    def set_price(self, pair: str, price: Decimal | str | None) -> None:
+        """Hold `pair` at `price` (None: back to the candles); resting orders it reaches fill."""
+        self.market.set_price(pair, None if price is None else Decimal(price))
+        self.account.settle()
 
-def _asset_pair_info(pair: EmulatedPair) -> dict[str, Any]:
-    return {
-        "altname": pair.altname,
-        "wsname": pair.wsname,
-        "aclass_base": "currency",
-        "base": asset_id(pair.base),
-        "aclass_quote": "currency",
-        "quote": asset_id(pair.quote),
-        "lot": "unit",
-        "cost_decimals": 8,
-        "pair_decimals": 8,
-        "lot_decimals": 8,
-        "lot_multiplier": 1,
-        "leverage_buy": [],
-        "leverage_sell": [],
-        "fees": [[0, 0.26]],
-        "fees_maker": [[0, 0.16]],
-        "fee_volume_currency": "ZUSD",
-        "margin_call": 80,
-        "margin_stop": 40,
-        "ordermin": "0.0001",
-        "costmin": "0.00002",
-        "tick_size": "0.00000001",
-        "status": "online",
-    }
-
-
-def _ohlc_row(candle: Candle) -> list[Any]:
-    vwap = (candle.high + candle.low + candle.close) / 3
-    return [
-        candle.ts,
-        f"{candle.open:.10f}",
-        f"{candle.high:.10f}",
-        f"{candle.low:.10f}",
-        f"{candle.close:.10f}",
-        f"{vwap:.10f}",
-        f"{candle.volume:.8f}",
-        1,
-    ]
-
-
-def _ok(result: dict[str, Any]) -> web.Response:
-    return web.json_response({"error": [], "result": result})
-
-
-def _error(message: str) -> web.Response:
-    return web.json_response({"error": [message]})
+    def set_now(self, ts: float | None) -> None:
+        """Stop the emulator's clock at `ts` (None: back to the clock it started with)."""
+        self.market.set_now(ts)
+        self.account.settle()
