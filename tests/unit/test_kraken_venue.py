@@ -173,6 +173,9 @@ def _raised_by_ccxt(kraken_error: str, status: int = 200) -> Exception:
     ("EService: Throttled: 1700000000", ErrorClass.RATE_LIMIT, True),
     ("EService:Unavailable", ErrorClass.UNAVAILABLE, True),
     ("EService:Market in cancel_only mode", ErrorClass.UNAVAILABLE, True),
+    ("EAPI:Invalid signature", ErrorClass.AUTHENTICATION, False),
+    ("EOrder:Cost minimum not met", ErrorClass.INVALID_ORDER, False),
+    ("EQuery:Unknown asset pair", ErrorClass.INVALID_ORDER, False),
     ("EAPI:Invalid nonce", ErrorClass.NETWORK, True),
     ("EGeneral:Unknown method", ErrorClass.OTHER, False),
 ])

@@ -11,6 +11,9 @@ and in canary mode an entry above the notional cap is cut down to it.
 first: Kraken enforces `cl_ord_id` uniqueness only among *open* orders, so once a market order
 has filled, sending the same id again would be accepted as a second order.
 
+An order whose `cl_ord_id` an open order already carries is refused by Kraken as a duplicate;
+`submit` then answers with that open order (it is the one the intent placed).
+
 `lookup` asks OpenOrders, then ClosedOrders, both filtered by `cl_ord_id` (QueryOrders takes
 only Kraken's txids or a `userref`). Open first: an order that closes between the two calls
 is then still found in the second.
@@ -39,7 +42,7 @@ from typing import Any
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
-from novapulse.execution.kraken_errors import venue_error
+from novapulse.execution.kraken_errors import DUPLICATE_ORDER, venue_error
 from novapulse.execution.kraken_markets import pair_rules, ws_v2_code
 from novapulse.execution.precision import PairRules, SizedOrder, size_order
 from novapulse.execution.rate_limit import KrakenRateLimiter, KrakenTier
@@ -186,6 +189,10 @@ class KrakenVenue:
                 rules.symbol, "market", intent.side.value, float(sized.volume), None,
                 {"clientOrderId": intent.client_order_id, "oflags": _ORDER_FLAGS})
         except Exception as exc:
+            if DUPLICATE_ORDER.search(str(exc)):
+                existing = await self.lookup(intent)
+                if existing is not None:
+                    return existing
             raise self._venue_error(exc, pair=intent.pair) from None
         return OrderReport(
             client_order_id=intent.client_order_id,

@@ -6,6 +6,8 @@ Each class decides what the caller may do next (`retryable`):
 - InsufficientFunds: no blind retry; the bot does not resize for the funds available.
 - InvalidOrder, BadSymbol: the order itself is wrong (pair, volume, precision). No retry.
 - RateLimitExceeded, DDoSProtection (and Kraken's `EService:Throttled`): retry after back-off.
+  (A few Kraken strings ccxt does not know, such as `EAPI:Invalid signature`, are classed
+  here by their text.)
 - RequestTimeout, NetworkError, and a connection that broke after the request went out: the
   outcome is unknown (the exchange may have accepted the order), so look the order up by
   its client order id, then retry only if it does not exist.
@@ -31,8 +33,16 @@ from novapulse.execution.venue import ErrorClass, VenueError
 _NETWORK_HINT = (
     "the order's outcome is unknown: look it up by client order id before sending it again"
 )
-# Kraken's "too many concurrent requests" answer, which ccxt leaves as a plain ExchangeError.
-_THROTTLED = re.compile(r"EService:\s*Throttled", re.IGNORECASE)
+# Kraken strings that ccxt leaves as a plain ExchangeError, classed as their meaning says.
+_UNMAPPED_BY_CCXT: list[tuple[re.Pattern[str], ErrorClass, bool]] = [
+    (re.compile(r"EAPI:Invalid (key|signature)"), ErrorClass.AUTHENTICATION, False),
+    (re.compile(r"EService:\s*Throttled"), ErrorClass.RATE_LIMIT, True),
+    (re.compile(r"EOrder:(Cost minimum not met|Order minimum not met|Invalid)"),
+     ErrorClass.INVALID_ORDER, False),
+    (re.compile(r"EQuery:(Unknown|Invalid) asset pair"), ErrorClass.INVALID_ORDER, False),
+]
+# Kraken's answer to a cl_ord_id an open order already carries: the order exists.
+DUPLICATE_ORDER = re.compile(r"EOrder:Duplicate order")
 _KRAKEN_BODY = re.compile(r"\{.*\}", re.DOTALL)
 
 
@@ -50,8 +60,11 @@ def classify(exc: BaseException) -> tuple[ErrorClass, bool]:
         return _transport_class(exc.__cause__) or (ErrorClass.UNAVAILABLE, True)
     if isinstance(exc, ccxt_errors.NetworkError):
         return ErrorClass.NETWORK, True
-    if isinstance(exc, ccxt_errors.BaseError) and _THROTTLED.search(str(exc)):
-        return ErrorClass.RATE_LIMIT, True
+    if isinstance(exc, ccxt_errors.BaseError):
+        text = str(exc)
+        for pattern, error, retryable in _UNMAPPED_BY_CCXT:
+            if pattern.search(text):
+                return error, retryable
     if isinstance(exc, TimeoutError | OSError | aiohttp.ClientError):
         return _transport_class(exc) or (ErrorClass.NETWORK, True)
     return ErrorClass.OTHER, False
