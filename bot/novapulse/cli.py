@@ -1,4 +1,4 @@
-"""`novapulse` command line: run, backtest, replay-server, config validate, lock."""
+"""`novapulse` command line: run, backtest, replay-server, kraken-emulator, config, lock."""
 
 from __future__ import annotations
 
@@ -102,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from novapulse import lock_cli
+    from novapulse.emulators import kraken_cli
     from novapulse.market import replay_cli
 
     parser = argparse.ArgumentParser(prog="novapulse", description=__doc__)
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_config_schema)
 
     replay_cli.register(sub)
+    kraken_cli.register(sub)
     lock_cli.register(sub)
     return parser
 

@@ -10,6 +10,8 @@ from novapulse.models import Candle
 # Kraken's legacy asset ids carry an X (crypto) or Z (fiat) prefix; newer assets do not.
 _LEGACY_CRYPTO = {"XBT", "ETH", "LTC", "XMR", "XLM", "ETC", "XRP", "ZEC", "REP", "MLN", "XDG"}
 _LEGACY_FIAT = {"USD", "EUR", "GBP", "CAD", "JPY"}
+# Kraken's taker fee at the lowest volume tier, in percent; the emulator charges it on every fill.
+DEFAULT_FEE_PCT = Decimal("0.26")
 # The REST API still calls bitcoin XBT where WS v2 says BTC.
 REST_CODES = {"BTC": "XBT"}
 

@@ -25,7 +25,7 @@ from novapulse.emulators.kraken_auth import ApiKeys
 from novapulse.emulators.kraken_control import ControlApi
 from novapulse.emulators.kraken_faults import FaultPlan, ScheduledFault
 from novapulse.emulators.kraken_market import ReplayedMarket
-from novapulse.emulators.kraken_pairs import REST_CODES, EmulatedPair, asset_id
+from novapulse.emulators.kraken_pairs import DEFAULT_FEE_PCT, REST_CODES, EmulatedPair, asset_id
 from novapulse.emulators.kraken_private import PRIVATE_ENDPOINTS, PrivateApi
 from novapulse.emulators.kraken_public import OHLC_MAX_ROWS, PUBLIC_ENDPOINTS, PublicApi
 from novapulse.emulators.kraken_requests import parse_add_order
@@ -39,8 +39,6 @@ from novapulse.emulators.kraken_serving import (
 from novapulse.market.candle_files import describe_file, load_candles
 
 __all__ = ["OHLC_MAX_ROWS", "EmulatedPair", "KrakenRestEmulator", "asset_id"]
-
-DEFAULT_FEE_PCT = Decimal("0.26")
 
 
 class KrakenRestEmulator:
