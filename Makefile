@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/tick_to_decision.py
 	$(BIN)/python bench/strategy_throughput.py
 	$(BIN)/python bench/operator_scale.py
+	$(BIN)/python bench/venue_latency.py
 
 # The CRD's spec.config schema comes from the bot's config model; a test fails when stale.
 crds: $(STAMP)
