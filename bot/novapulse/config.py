@@ -174,11 +174,16 @@ class FeedConfig(_Section):
 
 class ExchangeConfig(_Section):
     name: Literal["kraken"] = "kraken"
-    rest_url: str | None = Field(None, description="Override of the REST API base (tests)")
-    rate_limit_per_second: float = Field(1.0, gt=0, le=50)
+    rest_url: str | None = Field(
+        None, description="Override of the REST API base, e.g. the emulator (env KRAKEN_REST_URL)")
+    rate_limit_per_second: float = Field(
+        1.0, gt=0, le=50, description="Client-side cap on REST calls, besides Kraken's counter")
     canary_max_notional: float = Field(
         0.001, gt=0, description="Cap on a canary order's notional, in the account currency"
     )
+    reconcile_interval_seconds: int = Field(
+        300, ge=10, le=86_400, description="How often the books are checked against the "
+        "exchange for ghost positions and orphan orders (runbook 5)")
 
 
 class MonitoringConfig(_Section):

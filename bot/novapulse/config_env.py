@@ -1,9 +1,9 @@
 """Environment overrides of the config, each remembered with the variable it came from.
 
 `NOVAPULSE__SECTION__FIELD=value` (values parsed as YAML scalars), plus the runbooks'
-`TRADING_MODE` and `DATABASE_URL`. Knowing the variable lets an error name it: a typo in an
-environment variable is otherwise reported as if the config file had it. Values are never
-repeated in messages (a URL may carry a password).
+`TRADING_MODE`, `DATABASE_URL` and `KRAKEN_REST_URL`. Knowing the variable lets an error name
+it: a typo in an environment variable is otherwise reported as if the config file had it.
+Values are never repeated in messages (a URL may carry a password).
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ def read_env(environ: Mapping[str, str]) -> tuple[list[EnvSetting], list[str]]:
         settings.append(EnvSetting("TRADING_MODE", ("trading", "mode"), mode))
     if environ.get("DATABASE_URL"):
         settings.append(EnvSetting("DATABASE_URL", ("database", "url"), environ["DATABASE_URL"]))
+    if environ.get("KRAKEN_REST_URL"):
+        settings.append(EnvSetting("KRAKEN_REST_URL", ("exchange", "rest_url"),
+                                   environ["KRAKEN_REST_URL"]))
     return settings, errors
 
 

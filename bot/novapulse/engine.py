@@ -1,8 +1,11 @@
-"""The trading engine: candles in, decisions and executions out.
+"""The trading engine: candles in, order intents out, fills in, positions and risk updated.
 
 One engine drives backtests, the replay feed and live trading. It is synchronous and does no
-I/O: the caller persists what `on_candle` returns before feeding the next candle, which is
-what makes a crash lose nothing. Time is market time: the close time of the candle decided on.
+I/O. With a venue that fills at once (paper) it fills inline; with one that answers later,
+intents wait in `outbox` and reports come back through `on_report`. Either way the caller
+stores what a step returns, with the checkpoint, in one transaction before the next step:
+that is what makes a crash lose nothing. Time is market time: the close time of the candle
+decided on.
 """
 
 from __future__ import annotations
@@ -221,7 +224,8 @@ class Engine:
         if self.executor is not None:
             return self.on_report(self.executor.fill(intent), intent.ts)
         self.outbox.append(intent)
-        return []
+        # Stored (trade pending or closing, order pending) before it is ever sent.
+        return [Execution(self.positions[intent.pair], order_record(intent))]
 
     def drain_outbox(self) -> list[OrderIntent]:
         """Intents to send, each once; the caller stores them before it sends them."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import signal
@@ -28,6 +29,7 @@ from novapulse.api.metrics import BotMetrics
 from novapulse.api.server import ApiServer, ApiServerError
 from novapulse.config import Config
 from novapulse.engine import Engine, Execution
+from novapulse.execution.live import LiveExecution, build_kraken_venue
 from novapulse.execution.paper import PaperExecutor
 from novapulse.instance_lock import HolderInfo, InstanceAlreadyRunning, InstanceLock
 from novapulse.market.candle_files import CandleFileError, describe_file, load_candles
@@ -116,10 +118,13 @@ class BotRunner:
         self.feed_spec = feed
         self.data_dir = Path(config.instance.data_dir)
         self.thoughts = ThoughtLog(config.dashboard.thought_feed_max)
+        # Paper fills inline; canary and live send intents to the exchange (`LiveExecution`).
+        paper = config.trading.mode == "paper"
         self.engine = Engine(
-            config, PaperExecutor(config.trading.fee_rate, config.trading.slippage_bps),
-            self.thoughts,
+            config, PaperExecutor(config.trading.fee_rate, config.trading.slippage_bps)
+            if paper else None, self.thoughts,
         )
+        self.live: LiveExecution | None = None
         self.state = RunnerState()
         self.queue: asyncio.Queue[tuple[Candle, bool, float, float]] = asyncio.Queue()
         self.stopping = asyncio.Event()
@@ -179,6 +184,8 @@ class BotRunner:
                 log.error("refusing to start: %s", exc)
                 return EXIT_STARTUP
             await self._restore(store)
+            if self.config.trading.mode != "paper":
+                await self._start_live()
             await self._start_feed()
             return await self._main(store, file_lock)
         finally:
@@ -223,6 +230,13 @@ class BotRunner:
             log.warning("still paused by %s: %s (resume via the API)", pause.paused_by,
                         pause.reason)
 
+    async def _start_live(self) -> None:
+        """Canary and live trade on the exchange, or not at all: never a silent paper run."""
+        venue = build_kraken_venue(self.config, os.environ)
+        self.live = live = LiveExecution(self.engine, venue, self.commit, self.config)
+        await live.check_account()
+        live.resume_in_flight()
+
     async def _start_feed(self) -> None:
         spec = self.feed_spec
         interval: int = self.config.trading.timeframe_minutes
@@ -259,10 +273,12 @@ class BotRunner:
             self.engine.warm_up(candle)
 
     async def _judge_missed(self, candle: Candle) -> None:
-        for execution in self.engine.check_exits_while_down(candle):
-            log.warning("%s: exited on a candle missed while down: %s", execution.trade.trade_id,
+        executions = self.engine.check_exits_while_down(candle)
+        for execution in executions:
+            log.warning("%s: exit on a candle missed while down: %s", execution.trade.trade_id,
                         execution.trade.notes)
-            await self.persist(execution)
+        await self.commit(executions)
+        self.dispatch()
 
     def _on_candle(self, candle: Candle) -> None:
         # Judged on arrival, not when dequeued: a backlog must not turn live candles into history.
@@ -287,6 +303,9 @@ class BotRunner:
             asyncio.create_task(self._decide_loop(store), name="decide"),
             asyncio.create_task(self._housekeeping(store, file_lock), name="housekeeping"),
         ]
+        if self.live is not None:
+            tasks += [asyncio.create_task(self.live.worker.run(), name="execution"),
+                      asyncio.create_task(self.live.reconcile_forever(), name="reconcile")]
         stop_wait = asyncio.create_task(self.stopping.wait())
         lock_lost = asyncio.create_task(store.instance_lock_lost.wait())
         done, _ = await asyncio.wait([stop_wait, lock_lost, *tasks],
@@ -304,6 +323,8 @@ class BotRunner:
             task.cancel()
         await asyncio.gather(*tasks, stop_wait, lock_lost, return_exceptions=True)
         await self._flush(store)
+        if self.live is not None:
+            await self.live.venue.close()
         return self.exit_code
 
     # --- the decision loop ------------------------------------------------------------------
@@ -321,26 +342,40 @@ class BotRunner:
             self.state.warmed_up = True
             self.metrics.decision(time.perf_counter() - received)
             self.state.candles += 1
-            for execution in executions:
-                await self.persist(execution)
+            await self.commit(executions)
+            self.dispatch()
 
-    async def persist(self, execution: Execution) -> None:
-        """Store one execution, retrying until the store takes it: a fill is never dropped."""
+    async def commit(self, executions: list[Execution]) -> None:
+        """Store one engine step — each order's new state with its trade, and the checkpoint —
+        in one transaction, retrying until the store takes it: a fill is never dropped, and a
+        crash never leaves the risk counters and the books apart."""
+        if not executions:
+            return
         store = self.store
         assert store is not None
+        rows = [(dataclasses.replace(e.trade), e.order) for e in executions]
+        checkpoint = self.engine.checkpoint()
+        held = [dataclasses.replace(t) for t in self.engine.positions.values()]
         attempt = 0
         while True:
             try:
-                await store.record_execution(execution.trade, execution.order)
-                self.metrics.order_recorded(execution.order)
+                await store.commit_step(rows, checkpoint, held)
+                for execution in executions:
+                    self.metrics.order_recorded(execution.order)
                 return
-            except Exception as exc:  # the store is down: keep the trade, retry, say so
+            except Exception as exc:  # the store is down: keep the step, retry, say so
                 self.metrics.store_error()
                 delay = STORE_RETRY_SECONDS[min(attempt, len(STORE_RETRY_SECONDS) - 1)]
-                log.error("could not record trade %s (%s); retrying in %.1fs",
-                          execution.trade.trade_id, exc, delay)
+                log.error("could not record %s (%s); retrying in %.1fs",
+                          ", ".join(sorted({e.trade.trade_id for e in executions})), exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
+
+    def dispatch(self) -> None:
+        """Hand the intents just stored to the exchange (paper has none: it filled inline)."""
+        intents = self.engine.drain_outbox()
+        if intents and self.live is not None:
+            self.live.dispatch(intents)
 
     # --- housekeeping -----------------------------------------------------------------------
     async def _housekeeping(self, store: Store, file_lock: InstanceLock) -> None:
@@ -397,7 +432,7 @@ class BotRunner:
             return
         down_for = self.client.health.down_for(time.time())
         limit = self.config.feed.circuit_breaker_seconds
-        if down_for >= limit and not self.engine.risk.pause.paused:
+        if down_for >= limit:  # a pause of its own, whoever else holds one
             self.engine.pause(f"WebSocket disconnected for {down_for:.0f}s "
                               f"(circuit breaker after {limit}s)", PausedBy.CIRCUIT_BREAKER,
                               time.time())

@@ -7,6 +7,8 @@ problem names the variable, never its value, and the dataclasses hide their valu
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import secrets as token_source
 from collections.abc import Mapping
@@ -50,7 +52,17 @@ def secret_weakness(name: str, value: str) -> str | None:
         return f"{name} is too short (under {min_length} characters)"
     if len(set(value)) < MIN_DISTINCT_CHARS:
         return f"{name} is too weak (fewer than {MIN_DISTINCT_CHARS} distinct characters)"
+    if name == "KRAKEN_API_SECRET" and not _is_base64(value):
+        return f"{name} is not base64 (Kraken issues API secrets base64-encoded)"
     return None
+
+
+def _is_base64(value: str) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def _value(environ: Mapping[str, str], name: str) -> str:

@@ -55,6 +55,7 @@ class BotService:
     def __init__(self, runner: BotRunner) -> None:
         self._runner = runner
         self._control_lock = asyncio.Lock()
+        self._background: set[asyncio.Task[None]] = set()
 
     # --- probes -----------------------------------------------------------------------------
     def health(self) -> tuple[bool, str]:
@@ -191,13 +192,24 @@ class BotService:
             return self._runner.engine.resume(time.time(), by)
 
     async def close_all(self) -> list[str]:
-        """Close every open position now; each close is stored before this returns."""
+        """Send an exit for every position held and store the intent (paper: the fills). The
+        store write runs to the end even if the caller gives up waiting (a slow database,
+        runbook 7): memory and store never disagree. Status shows each trade `closing` until
+        its exit fills."""
         async with self._control_lock:
-            engine = self._runner.engine
+            runner = self._runner
+            engine = runner.engine
             executions = engine.close_all(engine.market_now())
-            for execution in executions:
-                await self._runner.persist(execution)
-            return [e.trade.trade_id for e in executions]
+
+            async def record() -> None:
+                await runner.commit(executions)
+                runner.dispatch()
+
+            task = asyncio.create_task(record(), name="close-all")
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            await asyncio.shield(task)
+            return sorted({e.trade.trade_id for e in executions})
 
     async def set_strategy_enabled(self, name: str, enabled: bool) -> bool:
         async with self._control_lock:

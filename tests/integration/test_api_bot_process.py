@@ -38,7 +38,7 @@ SECRETS = {
     "DASHBOARD_SESSION_SECRET": "session-aK9xQ2mZ7vB4nL8pR3tW6yE1uI5",
     "DASHBOARD_ADMIN_PASSWORD_HASH": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode(),
     "KRAKEN_API_KEY": "kraken-Kq2x9vB4nL8pR3tW",
-    "KRAKEN_API_SECRET": "kraken-Sz7m1uI5oP0sD6yE",
+    "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/w=",
 }
 
 

@@ -47,8 +47,11 @@ def rejected(intent: OrderIntent, error: ErrorClass, message: str) -> OrderRepor
 
 
 def enter(engine: Engine) -> OrderIntent:
-    assert engine.on_candle(CANDLES[WARMUP]) == []
+    (recorded,) = engine.on_candle(CANDLES[WARMUP])
+    assert recorded.order.status is OrderStatus.PENDING  # stored before it is sent
+    assert recorded.trade.status is TradeStatus.PENDING
     (intent,) = engine.drain_outbox()
+    assert recorded.order.client_order_id == intent.client_order_id
     assert intent.kind is OrderKind.ENTRY
     return intent
 
@@ -101,7 +104,8 @@ def _open(engine: Engine) -> OrderIntent:
 def _exit_now(engine: Engine) -> OrderIntent:
     trade = engine.positions["ETH/BTC"]
     nxt = replace(CANDLES[WARMUP + 1], low=trade.stop_loss * 0.99)
-    assert engine.on_candle(nxt) == []
+    (recorded,) = engine.on_candle(nxt)
+    assert recorded.trade.status is TradeStatus.CLOSING
     (intent,) = engine.drain_outbox()
     assert intent.kind is OrderKind.EXIT and trade.status is TradeStatus.CLOSING
     return intent

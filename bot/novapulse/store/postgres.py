@@ -106,6 +106,19 @@ _INSERT_ORDER = (
     f"VALUES ({', '.join(f'${i}' for i in range(1, len(_ORDER_COLUMNS) + 1))}) "
     "ON CONFLICT (client_order_id) DO NOTHING RETURNING true"
 )
+# An order's state moves forward (pending → open → filled | rejected | canceled); a final
+# state is never overwritten, so a report replayed after a crash changes nothing.
+_FINAL_ORDER_STATES = "('filled', 'rejected', 'canceled')"
+_UPSERT_ORDER = (
+    f"INSERT INTO orders ({', '.join(_ORDER_COLUMNS)}) "
+    f"VALUES ({', '.join(f'${i}' for i in range(1, len(_ORDER_COLUMNS) + 1))}) "
+    "ON CONFLICT (client_order_id) DO UPDATE SET quantity = EXCLUDED.quantity, "
+    "price = EXCLUDED.price, fee = EXCLUDED.fee, status = EXCLUDED.status, "
+    "exchange_order_id = COALESCE(EXCLUDED.exchange_order_id, orders.exchange_order_id), "
+    "error = EXCLUDED.error "
+    f"WHERE orders.bot_identity = EXCLUDED.bot_identity "
+    f"AND orders.status NOT IN {_FINAL_ORDER_STATES} RETURNING true"
+)
 
 
 def _trade_args(identity: str, t: Trade) -> tuple[Any, ...]:
@@ -249,6 +262,40 @@ class Store:
                 return False
         return True
 
+    async def commit_step(self, executions: Sequence[tuple[Trade, Order]],
+                          checkpoint: Mapping[str, Any], open_positions: Sequence[Trade] = (),
+                          name: str = "engine") -> int:
+        """Everything one engine step changed, in ONE transaction: each order's new state with
+        its trade, the checkpoint (risk counters, orders in flight, last candle decided) and
+        the open positions' marks. A crash leaves the store either before the step or after
+        it, never between — a restart resumes exactly. An order already in a final state is
+        left as it is, with its trade (a replayed report); returns how many orders changed."""
+        changed = 0
+        async with self._conn("commit_step") as conn, conn.transaction():
+            for trade, order in executions:
+                async with conn.transaction():  # a savepoint: a replay rolls back only itself
+                    try:
+                        await self._upsert_trade(conn, trade)
+                        if not await conn.fetchval(_UPSERT_ORDER,
+                                                   *_order_args(self.identity, order)):
+                            raise _AlreadyRecorded
+                        changed += 1
+                    except _AlreadyRecorded:
+                        log.info("order %s already final: replay ignored", order.client_order_id)
+            await self._write_checkpoint(conn, name, checkpoint, open_positions)
+        return changed
+
+    async def _write_checkpoint(self, conn: Any, name: str, data: Mapping[str, Any],
+                                open_positions: Sequence[Trade]) -> None:
+        await conn.execute(
+            "INSERT INTO checkpoints (bot_identity, name, data) VALUES ($1, $2, $3) "
+            "ON CONFLICT (bot_identity, name) DO UPDATE SET data = EXCLUDED.data, "
+            "updated_at = now()", self.identity, name, dict(data))
+        marks = [(self.identity, t.trade_id, t.stop_loss, t.take_profit, t.trailing_stop,
+                  t.highest_price, t.lowest_price) for t in open_positions]
+        if marks:
+            await conn.executemany(_UPDATE_OPEN_MARKS, marks)
+
     async def _upsert_trade(self, conn: Any, trade: Trade) -> None:
         if not await conn.fetchval(_UPSERT_TRADE, *_trade_args(self.identity, trade)):
             raise ForeignRowError(f"trade id {trade.trade_id!r} belongs to another bot; "
@@ -369,15 +416,8 @@ class Store:
         """Save the engine's checkpoint and, in the same transaction, the marks of the open
         positions that move between fills (stops, trailing stop, highest and lowest price),
         so a restart resumes with both as they were at the same moment."""
-        marks = [(self.identity, t.trade_id, t.stop_loss, t.take_profit, t.trailing_stop,
-                  t.highest_price, t.lowest_price) for t in open_positions]
         async with self._conn("save_checkpoint") as conn, conn.transaction():
-            await conn.execute(
-                "INSERT INTO checkpoints (bot_identity, name, data) VALUES ($1, $2, $3) "
-                "ON CONFLICT (bot_identity, name) DO UPDATE SET data = EXCLUDED.data, "
-                "updated_at = now()", self.identity, name, dict(data))
-            if marks:
-                await conn.executemany(_UPDATE_OPEN_MARKS, marks)
+            await self._write_checkpoint(conn, name, data, open_positions)
 
     async def load_checkpoint(self, name: str = "engine") -> dict[str, Any] | None:
         async with self._conn("load_checkpoint") as conn:

@@ -20,9 +20,9 @@ DASHBOARD = {
 }
 # Two Secrets, two API secrets, one API key: one exchange account.
 KRAKEN_A = {"KRAKEN_API_KEY": SHARED_KEY,
-            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/="}
+            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/w="}
 KRAKEN_B = {"KRAKEN_API_KEY": SHARED_KEY,
-            "KRAKEN_API_SECRET": "Lp3Vb8Nm1Qz6Wt0Kr5Hc2Js7Fd9Gx4Ey+/="}
+            "KRAKEN_API_SECRET": "Lp3Vb8Nm1Qz6Wt0Kr5Hc2Js7Fd9Gx4Ey+/w="}
 # Deletion pauses the bot first: nobody listens here, and leaveOpen lets it go at once.
 UNREACHABLE = {"novapulse.io/bot-endpoint": "http://127.0.0.1:1"}
 WITHIN = 30.0  # generous for a loaded machine: every wait returns as soon as it holds

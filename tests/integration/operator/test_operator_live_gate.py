@@ -16,7 +16,7 @@ STRONG_DASHBOARD = {
 }
 STRONG_EXCHANGE = {
     "KRAKEN_API_KEY": "Qm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6Hj0Dg5Ay",
-    "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/=",
+    "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/w=",
 }
 LIVE: dict[str, Any] = {
     "mode": "live",

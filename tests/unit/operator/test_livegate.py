@@ -18,7 +18,7 @@ DASH = {"DASHBOARD_ADMIN_KEY": "k3Yq9vR2mX7pL0sT4wZ8bN6cF1hJ5dG",
         "DASHBOARD_SESSION_SECRET": "s8Fq2LmZ0xR7vT3kW9pB5nC1yH6jD4gA",
         "DASHBOARD_ADMIN_PASSWORD_HASH": HASH}
 EXCHANGE = {"KRAKEN_API_KEY": "Qm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6Hj0Dg5Ay",
-            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/="}
+            "KRAKEN_API_SECRET": "Xw4Pb9Lm2Zq7Rt1Kv6Nc3Hs8Fj0Dg5Ay+/w="}
 LIVE = parse_spec({"mode": "live", "exchange": {"credentialsSecretRef": {"name": "kraken"}},
                    "dashboard": {"secretRef": {"name": "dash"}}})
 
