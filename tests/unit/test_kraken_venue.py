@@ -1,6 +1,7 @@
 """The Kraken venue's pure parts: volume rounding and minimums, the canary cap, WS v2 pair
-names from ccxt's markets, and runbook 4's error classes from the exceptions ccxt raises for
-Kraken's real error strings — with the API key and secret in no message and no log."""
+names from ccxt's markets, order reports from ccxt's orders, and runbook 4's error classes
+from the exceptions ccxt raises for Kraken's real error strings — with the API key and secret
+in no message and no log."""
 
 from __future__ import annotations
 
@@ -18,8 +19,9 @@ from ccxt.base import errors as ccxt_errors
 from novapulse.execution.kraken import KrakenVenue
 from novapulse.execution.kraken_errors import classify, venue_error
 from novapulse.execution.kraken_markets import pair_rules, ws_v2_pair
+from novapulse.execution.kraken_reports import order_report
 from novapulse.execution.precision import PairRules, round_volume, size_order
-from novapulse.execution.venue import ErrorClass, OrderIntent, VenueError
+from novapulse.execution.venue import ErrorClass, OrderIntent, OrderState, VenueError
 from novapulse.models import OrderKind, Side
 
 KEY = "novapulse-test-key-7f3a"
@@ -278,3 +280,39 @@ async def test_ccxts_request_logging_never_shows_the_api_key(
     assert KEY not in caplog.text
     assert "c2lnbmF0dXJl" not in caplog.text
     assert "'API-Key': '***'" in caplog.text
+
+
+# --- order reports ------------------------------------------------------------------------
+
+
+def _ccxt_order(status: str, filled: float, *, fee: float = 0.0, fee_currency: str = "BTC",
+                average: float | None = 0.05) -> dict[str, Any]:
+    """An order in ccxt's unified structure, as its Kraken client parses OpenOrders et al."""
+    return {"id": "OABC12-DEF34-GHI567", "clientOrderId": "cid-1", "symbol": "ETH/BTC",
+            "status": status, "amount": 2.0, "filled": filled, "average": average,
+            "fee": {"cost": str(fee), "currency": fee_currency}}
+
+
+@pytest.mark.parametrize(("status", "filled", "state"), [
+    ("open", 0.0, OrderState.ACKNOWLEDGED),
+    ("open", 0.5, OrderState.PARTIALLY_FILLED),
+    ("closed", 2.0, OrderState.FILLED),
+    ("canceled", 0.5, OrderState.CANCELLED),
+    ("expired", 0.0, OrderState.CANCELLED),
+    ("something new", 0.0, OrderState.UNKNOWN),
+])
+def test_kraken_statuses_become_order_states(status: str, filled: float,
+                                             state: OrderState) -> None:
+    report = order_report(_ccxt_order(status, filled), {"ETH/BTC": "ETH/BTC"})
+    assert report.state is state
+    assert report.filled_quantity == filled
+    assert report.average_price == (0.05 if filled else None)
+    assert (report.pair, report.quantity, report.exchange_order_id) == (
+        "ETH/BTC", 2.0, "OABC12-DEF34-GHI567")
+
+
+def test_a_fee_charged_in_the_base_currency_is_reported_in_the_quote() -> None:
+    in_eth = order_report(_ccxt_order("closed", 2.0, fee=0.004, fee_currency="ETH"), {})
+    assert in_eth.fee == pytest.approx(0.004 * 0.05)
+    in_btc = order_report(_ccxt_order("closed", 2.0, fee=0.0002, fee_currency="BTC"), {})
+    assert in_btc.fee == pytest.approx(0.0002)

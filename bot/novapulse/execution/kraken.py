@@ -37,13 +37,13 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 import ccxt.async_support as ccxt_async
 from ccxt.base import errors as ccxt_errors
 
 from novapulse.execution.kraken_errors import DUPLICATE_ORDER, venue_error
 from novapulse.execution.kraken_markets import pair_rules, ws_v2_code
+from novapulse.execution.kraken_reports import order_report
 from novapulse.execution.precision import PairRules, SizedOrder, size_order
 from novapulse.execution.rate_limit import KrakenRateLimiter, KrakenTier
 from novapulse.execution.venue import (
@@ -56,13 +56,6 @@ from novapulse.execution.venue import (
 
 log = logging.getLogger(__name__)
 
-_STATES = {
-    "closed": OrderState.FILLED,
-    "canceled": OrderState.CANCELLED,
-    "cancelled": OrderState.CANCELLED,
-    "expired": OrderState.CANCELLED,
-    "rejected": OrderState.REJECTED,
-}
 # Fee in the quote currency: Kraken's default only for buys.
 _ORDER_FLAGS = "fciq"
 
@@ -220,7 +213,7 @@ class KrakenVenue:
                 log.warning("%d orders on Kraken carry client order id %s: %s", len(matches),
                             cid, ", ".join(str(o.get("id")) for o in matches))
             if matches:
-                return self._report(matches[0])
+                return order_report(matches[0], self._pair_by_symbol)
         return None
 
     async def cancel(self, intent: OrderIntent) -> OrderReport | None:
@@ -244,7 +237,7 @@ class KrakenVenue:
             orders = await self._exchange.fetch_open_orders()
         except Exception as exc:
             raise self._venue_error(exc) from None
-        return [self._report(o) for o in orders]
+        return [order_report(o, self._pair_by_symbol) for o in orders]
 
     async def balances(self) -> dict[str, float]:
         """Free balance per currency, WS v2 spelling (BTC, not XBT)."""
@@ -268,47 +261,6 @@ class KrakenVenue:
         if error.error is ErrorClass.RATE_LIMIT:
             self._limiter.penalize(pair)
         return error
-
-    def _report(self, order: dict[str, Any]) -> OrderReport:
-        filled = _number(order.get("filled")) or 0.0
-        average = _number(order.get("average")) if filled > 0 else None
-        status = str(order.get("status") or "")
-        if status in _STATES:
-            state = _STATES[status]
-        elif status == "open":
-            state = OrderState.PARTIALLY_FILLED if filled > 0 else OrderState.ACKNOWLEDGED
-        else:
-            state = OrderState.UNKNOWN
-        symbol = order.get("symbol")
-        pair = self._pair_by_symbol.get(str(symbol)) if symbol else None
-        return OrderReport(
-            client_order_id=str(order.get("clientOrderId") or ""),
-            state=state,
-            filled_quantity=filled,
-            average_price=average,
-            fee=self._quote_fee(order, pair, average),
-            exchange_order_id=order.get("id"),
-            pair=pair,
-            quantity=_number(order.get("amount")),
-        )
-
-    def _quote_fee(self, order: dict[str, Any], pair: str | None,
-                   average: float | None) -> float:
-        fee = order.get("fee") or {}
-        cost = _number(fee.get("cost")) or 0.0
-        currency = fee.get("currency")
-        rules = self._rules.get(pair) if pair else None
-        if cost and rules is not None and currency is not None and average is not None:
-            quote_symbol = rules.symbol.partition("/")[2]
-            if currency != quote_symbol:  # charged in the base currency
-                return cost * average
-        return cost
-
-
-def _number(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    return float(value)
 
 
 def _rest_base(url: str) -> str:
