@@ -21,7 +21,7 @@ from novapulse.execution.kraken_errors import classify, venue_error
 from novapulse.execution.kraken_markets import pair_rules, ws_v2_pair
 from novapulse.execution.kraken_reports import order_report
 from novapulse.execution.precision import PairRules, round_volume, size_order
-from novapulse.execution.venue import ErrorClass, OrderIntent, OrderState, VenueError
+from novapulse.execution.venue import ErrorClass, OrderIntent, OrderState, Venue, VenueError
 from novapulse.models import OrderKind, Side
 
 KEY = "novapulse-test-key-7f3a"
@@ -257,7 +257,8 @@ def test_bad_settings_are_refused(kwargs: dict[str, Any], message: str) -> None:
 
 
 async def test_the_venue_names_neither_key_nor_secret() -> None:
-    venue = KrakenVenue(KEY, SECRET, rest_url="http://127.0.0.1:9/")
+    venue: Venue = KrakenVenue(KEY, SECRET, rest_url="http://127.0.0.1:9/")  # a Venue, typed
+    assert isinstance(venue, KrakenVenue)
     try:
         assert KEY not in repr(venue) and SECRET not in repr(venue)
         assert venue.rest_url == "http://127.0.0.1:9"
