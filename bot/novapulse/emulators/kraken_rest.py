@@ -102,6 +102,7 @@ class KrakenRestEmulator:
         return f"http://{self.host}:{self.port}"
 
     async def start(self) -> None:
+        self._unanswered.hold_again()
         app = web.Application(middlewares=[
             self._record_and_fail, fault_middleware(self.faults, self._unanswered),
         ])

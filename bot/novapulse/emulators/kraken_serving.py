@@ -45,6 +45,9 @@ class UnansweredRequests:
             request.transport.close()
         return web.Response(status=204)
 
+    def hold_again(self) -> None:
+        self._release.clear()
+
     def release_all(self) -> None:
         """Stop holding (on shutdown): every held request is dropped now."""
         self._release.set()
