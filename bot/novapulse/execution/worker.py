@@ -4,11 +4,12 @@ One intent at a time, in order. Runbook 4's taxonomy decides what happens on an 
 - not retryable (authentication, insufficient funds, invalid order, anything unknown): the
   order is reported rejected with the class and the exchange's message — the engine says
   "Order fill failed" and the runner alerts;
-- rate limit: back off and send again;
-- network error or timeout: the order may exist — look it up by its client order id, and send
-  again only if the venue has never seen it;
+- rate limit: back off and try again;
+- network error or timeout: the order may exist;
 - exchange unavailable: back off, tell the runner (it pauses new entries until the venue
   answers again), and try again.
+Every try after a failure first looks the order up by its client order id, and sends again
+only if the venue has never seen it.
 An intent restored after a restart may have been sent before the crash: it is always looked
 up first. Kraken keeps a client order id unique only among OPEN orders, so a filled order
 would not stop a second one — looking up is the only guard.
@@ -89,8 +90,8 @@ class ExecutionWorker:
                               intent.kind, intent.side, intent.pair, intent.quantity, exc)
                     return OrderReport(intent.client_order_id, OrderState.REJECTED,
                                        error=exc.error, message=exc.message)
-                if exc.error is ErrorClass.NETWORK:
-                    maybe_sent = True  # it may have arrived: never send blind
+                # Whatever went wrong, the order may have arrived: never send blind again.
+                maybe_sent = True
                 if exc.error is ErrorClass.UNAVAILABLE:
                     self._not_answering(exc.message)
                 delay = self.backoff[min(failures, len(self.backoff) - 1)]

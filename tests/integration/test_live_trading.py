@@ -1,0 +1,188 @@
+"""The real bot process in live mode against the Kraken REST emulator: every order the bot
+meant, exactly once on the exchange — including a kill -9 between sending an order and
+storing its answer."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import bcrypt
+import pytest
+
+from novapulse.emulators.kraken_rest import KrakenRestEmulator
+from novapulse.market.candle_files import load_candles
+from novapulse.market.replay_server import ReplayServer
+from support.bot_env import bot_environment, free_port
+
+SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
+ETH = SAMPLES / "ETH_BTC-5m.csv.gz"
+CANDLES = load_candles(ETH)
+START = 300
+API_KEY = "Qm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6Hj0Dg5AyQm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6"
+API_SECRET = base64.b64encode(bytes(range(7, 71))).decode()
+LIVE_SECRETS = {
+    "DASHBOARD_ADMIN_KEY": "admin-Zq8vN3kL1pX7rT5wB2mC9dF4",
+    "DASHBOARD_SESSION_SECRET": "session-aK9xQ2mZ7vB4nL8pR3tW6yE1uI5",
+    "DASHBOARD_ADMIN_PASSWORD_HASH": bcrypt.hashpw(b"a password", bcrypt.gensalt(4)).decode(),
+    "KRAKEN_API_KEY": API_KEY,
+    "KRAKEN_API_SECRET": API_SECRET,
+}
+
+
+class Market:
+    """The replay feed and the emulated exchange on one clock: the exchange's price is the
+    close of the candle the bot has just seen close."""
+
+    def __init__(self, speed: float) -> None:
+        self.replay = ReplayServer([(ETH, None)], speed=speed, start_index=START,
+                                   snapshot_size=300, heartbeat_interval=0.5)
+        self.exchange = KrakenRestEmulator(
+            [(ETH, None)], now=self.market_time, api_key=API_KEY, api_secret=API_SECRET,
+            balances={"BTC": Decimal(10_000)})
+
+    def market_time(self) -> float:
+        return float(CANDLES[START + self.replay.step - 1].ts)
+
+    async def __aenter__(self) -> Market:
+        await self.replay.start()
+        await self.exchange.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.exchange.stop()
+        await self.replay.stop()
+
+
+@pytest.fixture
+async def market() -> AsyncIterator[Market]:
+    async with Market(speed=3_000) as m:
+        yield m
+
+
+class Bot:
+    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.proc = proc
+        self.log_path = log_path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def start_live_bot(market: Market, dsn: str, data_dir: Path, name: str) -> Bot:
+    log_path = data_dir.parent / f"{name}.log"
+    env = bot_environment(dsn, "[ETH/BTC]", KRAKEN_REST_URL=market.exchange.url,
+                          NOVAPULSE__DASHBOARD__HOST="127.0.0.1",
+                          NOVAPULSE__RISK__STALE_DATA_SECONDS="100000", **LIVE_SECRETS)
+    with log_path.open("ab") as handle:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "novapulse.cli", "run", "--mode", "live", "--feed",
+            market.replay.url, "--data-dir", str(data_dir), "--port", str(free_port()),
+            env=env, stdout=handle, stderr=handle)
+    return Bot(proc, log_path)
+
+
+async def stop(bot: Bot) -> int:
+    if bot.proc.returncode is None:
+        bot.proc.send_signal(signal.SIGTERM)
+    return await asyncio.wait_for(bot.proc.wait(), 60)
+
+
+async def rows(dsn: str, sql: str) -> list[dict[str, Any]]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [dict(r) for r in await conn.fetch(sql)]
+    except asyncpg.UndefinedTableError:  # the bot has not migrated its database yet
+        return []
+    finally:
+        await conn.close()
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, bot: Bot,
+                     within_s: float = 90.0) -> Any:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        if bot.proc.returncode is not None:
+            break
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}\n--- bot log ---\n{bot.log()[-4000:]}")
+
+
+def exchange_orders(market: Market) -> dict[str, Any]:
+    """The bot's orders on the exchange, by client order id; fails on a duplicate id."""
+    seen: dict[str, Any] = {}
+    for order in market.exchange.orders():
+        assert order.cl_ord_id is not None
+        assert order.cl_ord_id not in seen, f"two orders for one intent: {order.cl_ord_id}"
+        seen[order.cl_ord_id] = order
+    return seen
+
+
+async def test_a_live_bot_trades_on_the_exchange_and_its_books_match(
+        market: Market, pg_dsn: str, tmp_path: Path) -> None:
+    bot = await start_live_bot(market, pg_dsn, tmp_path / "data", "live")
+    try:
+        async def closed() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'closed'")
+
+        await eventually(closed, "a live trade opened and closed on the exchange", bot)
+    finally:
+        assert await stop(bot) == 0, bot.log()[-3000:]
+    stored = {r["client_order_id"]: r for r in await rows(pg_dsn, "SELECT * FROM orders")}
+    on_exchange = exchange_orders(market)
+    assert set(stored) == set(on_exchange)  # nothing the bot did not mean, nothing lost
+    for cid, order in on_exchange.items():
+        row = stored[cid]
+        assert row["status"] == "filled" and order.status == "closed"
+        assert row["price"] == pytest.approx(float(order.average_price), rel=1e-9)
+        assert row["quantity"] == pytest.approx(float(order.vol_exec), rel=1e-9)
+        assert row["exchange_order_id"] == order.txid
+    assert "paper" not in {r["mode"] for r in await rows(pg_dsn, "SELECT mode FROM trades")}
+
+
+async def test_kill_9_between_sending_an_order_and_storing_its_answer_never_sends_it_twice(
+        market: Market, pg_dsn: str, tmp_path: Path) -> None:
+    # The exchange takes the first order and fills it, but its answer never comes back.
+    market.exchange.inject_fault("AddOrder", "timeout_after_accept")
+    data_dir = tmp_path / "data"
+    bot = await start_live_bot(market, pg_dsn, data_dir, "first")
+
+    async def accepted() -> bool:
+        return len(market.exchange.orders()) == 1
+
+    await eventually(accepted, "the exchange to accept the first order", bot)
+    bot.proc.kill()  # kill -9 while the bot still waits for the answer
+    await asyncio.wait_for(bot.proc.wait(), 30)
+    (pending,) = await rows(pg_dsn, "SELECT * FROM orders")
+    assert pending["status"] == "pending"  # stored before it was sent; the answer never came
+    (cid,) = exchange_orders(market)
+    assert cid == pending["client_order_id"]
+
+    restarted = await start_live_bot(market, pg_dsn, data_dir, "second")
+    try:
+        async def settled() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM orders WHERE client_order_id = "
+                                      f"'{cid}' AND status = 'filled'")
+
+        await eventually(settled, "the order found on the exchange by its client id", restarted)
+    finally:
+        assert await stop(restarted) == 0, restarted.log()[-3000:]
+    on_exchange = exchange_orders(market)  # still one order for that intent
+    assert on_exchange[cid].status == "closed"
+    (trade,) = await rows(pg_dsn, f"SELECT * FROM trades WHERE trade_id = "
+                                  f"'{pending['trade_id']}'")
+    assert trade["status"] in ("open", "closing", "closed")
+    assert trade["entry_price"] == pytest.approx(float(on_exchange[cid].average_price))
+    stored = {r["client_order_id"] for r in await rows(pg_dsn, "SELECT * FROM orders")}
+    assert stored == set(on_exchange)
