@@ -19,11 +19,11 @@ from typing import Any
 
 from novapulse.config import Config
 from novapulse.execution.orders import intent_from_json, intent_to_json, order_record
-from novapulse.execution.venue import ImmediateVenue, OrderIntent, OrderReport
+from novapulse.execution.venue import ImmediateVenue, OrderIntent, OrderReport, OrderState
 from novapulse.exit_book import ExitBook
 from novapulse.indicators import PairIndicators
 from novapulse.models import Candle, Order, OrderKind, Side, Trade, TradeStatus
-from novapulse.order_ids import client_order_id_for
+from novapulse.order_ids import client_order_id_for, manual_exit_id
 from novapulse.positions import exit_trigger, initial_stops, plan_position, update_trailing_stop
 from novapulse.risk import MSG_MANUAL_PAUSE, PausedBy, RiskManager, Verdict, r_multiple
 from novapulse.strategies import Strategy, default_strategies
@@ -328,10 +328,34 @@ class Engine:
     def _order_failed(self, trade: Trade, intent: OrderIntent, report: OrderReport,
                       now: float) -> None:
         error = report.error or "ExchangeError"
+        if intent.kind is OrderKind.EXIT:
+            self.exits.last_error[trade.trade_id] = f"{error}: {report.message or report.state}"
         self.thoughts.add(now, "order_failed", f"Order fill failed: {intent.kind} {intent.pair} "
                           f"({error}: {report.message or report.state})", intent.pair,
                           {"trade_id": trade.trade_id, "error": str(error)},
                           level=logging.ERROR)
+
+    def error_trades(self) -> list[dict[str, Any]]:
+        """Trades whose exit gave up (runbook 4): what a human must look at on the exchange."""
+        return [{"trade_id": t.trade_id, "pair": t.pair, "quantity": t.quantity,
+                 "last_error": self.exits.last_error.get(t.trade_id)}
+                for t in self.positions.values() if t.status is TradeStatus.ERROR]
+
+    def resolve(self, trade_id: str, exit_price: float, fee: float, now: float,
+                note: str = "") -> list[Execution]:
+        """An admin closes a trade in `error` with the exit the exchange really made (runbook
+        4's manual fix, without hand-written SQL). KeyError: no such trade in error."""
+        trade = next((t for t in self.positions.values() if t.trade_id == trade_id
+                      and t.status is TradeStatus.ERROR), None)
+        if trade is None:
+            raise KeyError(trade_id)
+        intent = OrderIntent(manual_exit_id(trade_id), trade_id, trade.pair, Side.SELL,
+                             OrderKind.EXIT, trade.quantity, exit_price, now)
+        self.exits.reason[trade_id] = "resolved by an admin" + (f": {note}" if note else "")
+        self.in_flight[intent.client_order_id] = intent
+        return self.on_report(OrderReport(intent.client_order_id, OrderState.FILLED,
+                                          trade.quantity, exit_price, fee,
+                                          message="closed outside the bot"), now)
 
     def available_cash(self) -> float:
         """Cash not already promised to an entry in flight (its fill, slippage and fee)."""

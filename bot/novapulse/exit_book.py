@@ -13,6 +13,7 @@ class ExitBook:
     failures: dict[str, int] = field(default_factory=dict)
     # trade id -> [quantity sold, value sold (price x quantity), fees]
     progress: dict[str, list[float]] = field(default_factory=dict)
+    last_error: dict[str, str] = field(default_factory=dict)
 
     def failed(self, trade_id: str) -> int:
         """Count one more failed exit order; returns how many have failed."""
@@ -32,7 +33,7 @@ class ExitBook:
     def finish(self, trade_id: str) -> tuple[float, float, float]:
         """(quantity, value, fees) of a completed exit; forgets the trade."""
         sold = self.sold(trade_id)
-        for book in (self.attempt, self.failures, self.progress):
+        for book in (self.attempt, self.failures, self.progress, self.last_error):
             book.pop(trade_id, None)
         return sold
 
@@ -43,11 +44,13 @@ class ExitBook:
     def snapshot(self) -> dict[str, Any]:
         return {"attempt": dict(self.attempt), "reason": dict(self.reason),
                 "failures": dict(self.failures),
-                "progress": {k: list(v) for k, v in self.progress.items()}}
+                "progress": {k: list(v) for k, v in self.progress.items()},
+                "last_error": dict(self.last_error)}
 
     @classmethod
     def restore(cls, saved: dict[str, Any]) -> ExitBook:
         return cls({k: int(v) for k, v in saved.get("attempt", {}).items()},
                    {k: str(v) for k, v in saved.get("reason", {}).items()},
                    {k: int(v) for k, v in saved.get("failures", {}).items()},
-                   {k: [float(x) for x in v] for k, v in saved.get("progress", {}).items()})
+                   {k: [float(x) for x in v] for k, v in saved.get("progress", {}).items()},
+                   {k: str(v) for k, v in saved.get("last_error", {}).items()})

@@ -20,3 +20,8 @@ def client_order_id_for(trade_id: str, kind: OrderKind, attempt: int = 0) -> str
     """`attempt` > 0 names a retried exit: each attempt is an order of its own."""
     name = f"{trade_id}/{kind.value}" if attempt == 0 else f"{trade_id}/{kind.value}/{attempt}"
     return str(uuid.uuid5(_NAMESPACE, name))
+
+
+def manual_exit_id(trade_id: str) -> str:
+    """The record of an exit an admin made outside the bot (never sent to an exchange)."""
+    return str(uuid.uuid5(_NAMESPACE, f"{trade_id}/exit/manual"))

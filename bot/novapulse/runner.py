@@ -36,7 +36,7 @@ from novapulse.market.candle_files import CandleFileError, describe_file, load_c
 from novapulse.market.kraken_ws import KrakenWsClient
 from novapulse.market.replay_server import ReplayServer
 from novapulse.market.warmup import fetch_warmup
-from novapulse.models import Candle, TradeStatus
+from novapulse.models import Candle
 from novapulse.risk import PausedBy
 from novapulse.secrets import DashboardSecrets, dashboard_secrets, login_banner, startup_problems
 from novapulse.service import BotService
@@ -104,7 +104,6 @@ class RunnerState:
     db_ok: bool = False
     db_ok_at: float | None = None  # monotonic time of the last store round trip that worked
     warmed_up: bool = False
-    error_trades: int = 0  # counted in the store every housekeeping pass
     equity_curve: deque[tuple[float, float]] = field(
         default_factory=lambda: deque(maxlen=EQUITY_CURVE_POINTS))
 
@@ -218,7 +217,6 @@ class BotRunner:
 
     async def _restore(self, store: Store) -> None:
         trades = await store.all_trades()
-        self.state.error_trades = sum(1 for t in trades if t.status == TradeStatus.ERROR)
         checkpoint = await store.load_checkpoint()
         self._store_answered()
         self.engine.restore(trades, checkpoint)
@@ -388,7 +386,6 @@ class BotRunner:
             self._circuit_breaker()
             try:
                 await self._flush(store)
-                self.state.error_trades = await store.count_trades(TradeStatus.ERROR)
                 if now >= next_prune:
                     await self._prune(store)
                     next_prune = now + PRUNE_EVERY_SECONDS

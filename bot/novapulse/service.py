@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from novapulse import __version__
 from novapulse.config import Config
-from novapulse.models import Thought, Trade
+from novapulse.models import Thought, Trade, TradeStatus
 from novapulse.risk import PausedBy
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ class BotService:
         health = runner.client.health if runner.client else None
         now = time.time()
         feed = {pair: (health.data_age(pair, now) if health else None) for pair in runner.pairs}
+        errors = engine.error_trades()  # held until a fill or an admin closes them
         return {
             "mode": engine.mode,
             "paused": pause.paused,
@@ -94,16 +95,32 @@ class BotService:
             "feed": feed,
             "open_positions": len(engine.positions),
             "equity": engine.equity(),
-            "daily_pnl": engine.risk.state.daily_realized_pnl,
+            "daily_pnl": engine.risk.day_pnl(engine.equity()),  # open positions at mark
             "bankroll": engine.cash,
             "strategies_disabled": sorted(engine.disabled_strategies()),
-            "error_trades": runner.state.error_trades,
+            "error_trades": len(errors),
+            "error_trade_list": errors,
+            "pauses": engine.risk.pauses.snapshot(),
+            "closing": sorted(t.trade_id for t in engine.positions.values()
+                              if t.status is TradeStatus.CLOSING),
+            "exchange": self._exchange(),
             "db_ok": runner.db_ok(),
             **soft_parts_status(runner.config),
             "version": __version__,
             "instance": runner.instance_name,
             "uptime_s": round(now - runner.state.started_at, 1),
         }
+
+    def _exchange(self) -> dict[str, Any] | None:
+        """Canary and live only: the venue, its last error, orders waiting to be sent, and
+        the last reconciliation (runbook 5)."""
+        live = self._runner.live
+        if live is None:
+            return None
+        result = live.reconciliation
+        return {"venue": live.venue.name, "error": live.venue_error,
+                "orders_waiting": live.worker.pending,
+                "reconciliation": None if result is None else result.as_dict()}
 
     def thoughts(self, limit: int = 100) -> list[dict[str, Any]]:
         return [thought_to_dict(t) for t in self._runner.thoughts.recent(limit)]
@@ -210,6 +227,18 @@ class BotService:
             task.add_done_callback(self._background.discard)
             await asyncio.shield(task)
             return sorted({e.trade.trade_id for e in executions})
+
+    async def resolve(self, trade_id: str, exit_price: float, fee: float, note: str) -> dict[
+            str, Any]:
+        """Close a trade in `error` with the exit an admin made on the exchange; stored before
+        this returns. KeyError: no such trade in error."""
+        async with self._control_lock:
+            runner = self._runner
+            engine = runner.engine
+            executions = engine.resolve(trade_id, exit_price, fee, time.time(), note)
+            await asyncio.shield(runner.commit(executions))
+            log.warning("trade %s resolved by an admin at %s", trade_id, exit_price)
+            return trade_to_dict(executions[-1].trade)
 
     async def set_strategy_enabled(self, name: str, enabled: bool) -> bool:
         async with self._control_lock:

@@ -226,38 +226,41 @@ def test_cli_lists_every_missing_variable(tmp_path: Path) -> None:
         assert f"{name} is required in canary mode" in result.stderr
 
 
-async def test_error_trades_in_status_follow_the_store(
+async def test_error_trades_are_restored_listed_and_resolved_through_the_api(
         replay: ReplayServer, pg_dsn: str, tmp_path: Path) -> None:
-    """Runbook 4: an exit that failed leaves its trade in `error` until someone resolves it by
-    hand in the database; the status counts what the store holds now, not at start-up."""
+    """Runbook 4: an exit that gave up leaves its trade in `error` — across restarts — until an
+    admin records the exit made by hand on the exchange (no hand-written SQL)."""
+    store = await Store.connect(pg_dsn, identity="default")
+    try:
+        await store.migrate()
+        await store.save_trade(make_trade("default:ETHBTC-1", status=TradeStatus.ERROR,
+                                          notes="exit failed 3 times"))
+    finally:
+        await store.close()
     bot = await start_bot(replay, tmp_path, pg_dsn, "paper", **SECRETS)
     read = {"X-API-Key": SECRETS["DASHBOARD_READ_KEY"]}
+    admin = {"X-API-Key": SECRETS["DASHBOARD_ADMIN_KEY"]}
     try:
         await bot.wait_for_api()
         async with httpx.AsyncClient(base_url=bot.url, timeout=10) as client:
-            async def error_trades_become(count: int) -> None:
-                for _ in range(300):
-                    status = (await client.get("/api/v1/status", headers=read)).json()
-                    if status["error_trades"] == count:
-                        return
-                    await asyncio.sleep(0.1)
-                raise AssertionError(f"error_trades stayed {status['error_trades']}, not {count}")
-
-            await error_trades_become(0)
-            store = await Store.connect(pg_dsn, identity="default")
-            try:
-                await store.save_trade(make_trade("default:ETHBTC-1", status=TradeStatus.ERROR,
-                                                  notes="exit failed 3 times"))
-            finally:
-                await store.close()
-            await error_trades_become(1)
-            conn = await asyncpg.connect(pg_dsn)
-            try:  # runbook 4: closed by hand on the exchange, then in the database
-                await conn.execute("UPDATE trades SET status = 'closed', "
-                                   "notes = 'Manually closed on exchange' "
-                                   "WHERE trade_id = 'default:ETHBTC-1'")
-            finally:
-                await conn.close()
-            await error_trades_become(0)
+            status = (await client.get("/api/v1/status", headers=read)).json()
+            assert status["error_trades"] == 1
+            assert [t["trade_id"] for t in status["error_trade_list"]] == ["default:ETHBTC-1"]
+            path = "/api/v1/trades/default:ETHBTC-1/resolve"
+            denied = await client.post(path, headers=read, json={"exit_price": 0.09})
+            assert denied.status_code == 403
+            bad = await client.post(path, headers=admin, json={"exit_price": -1})
+            assert bad.status_code == 422
+            resp = await client.post(path, headers=admin,
+                                     json={"exit_price": 0.09, "note": "closed on the exchange"})
+            assert resp.status_code == 200 and resp.json()["status"] == "closed"
+            status = (await client.get("/api/v1/status", headers=read)).json()
+            assert status["error_trades"] == 0 and status["error_trade_list"] == []
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            row = await conn.fetchrow("SELECT status, exit_price FROM trades")
+        finally:
+            await conn.close()
+        assert row["status"] == "closed" and row["exit_price"] == pytest.approx(0.09)
     finally:
         assert await bot.stop() == 0, bot.log()[-3000:]

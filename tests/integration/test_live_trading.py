@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 import bcrypt
+import httpx
 import pytest
 
 from novapulse.emulators.kraken_rest import KrakenRestEmulator
@@ -69,25 +70,41 @@ async def market() -> AsyncIterator[Market]:
 
 
 class Bot:
-    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path) -> None:
+    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path, port: int) -> None:
         self.proc = proc
         self.log_path = log_path
+        self.url = f"http://127.0.0.1:{port}"
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {"X-API-Key": LIVE_SECRETS["DASHBOARD_ADMIN_KEY"]}
+        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
+            return await client.request(method, path, headers=headers, **kwargs)
 
-async def start_live_bot(market: Market, dsn: str, data_dir: Path, name: str) -> Bot:
+    async def status(self) -> dict[str, Any] | None:
+        try:
+            resp = await self.api("GET", "/api/v1/status")
+        except httpx.TransportError:
+            return None  # not listening yet
+        return dict(resp.json()) if resp.status_code == 200 else None
+
+
+async def start_live_bot(market: Market, dsn: str, data_dir: Path, name: str,
+                         **extra: str) -> Bot:
     log_path = data_dir.parent / f"{name}.log"
+    port = free_port()
     env = bot_environment(dsn, "[ETH/BTC]", KRAKEN_REST_URL=market.exchange.url,
                           NOVAPULSE__DASHBOARD__HOST="127.0.0.1",
-                          NOVAPULSE__RISK__STALE_DATA_SECONDS="100000", **LIVE_SECRETS)
+                          NOVAPULSE__RISK__STALE_DATA_SECONDS="100000",
+                          **{**LIVE_SECRETS, **extra})
     with log_path.open("ab") as handle:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "novapulse.cli", "run", "--mode", "live", "--feed",
-            market.replay.url, "--data-dir", str(data_dir), "--port", str(free_port()),
+            market.replay.url, "--data-dir", str(data_dir), "--port", str(port),
             env=env, stdout=handle, stderr=handle)
-    return Bot(proc, log_path)
+    return Bot(proc, log_path, port)
 
 
 async def stop(bot: Bot) -> int:
@@ -186,3 +203,115 @@ async def test_kill_9_between_sending_an_order_and_storing_its_answer_never_send
     assert trade["entry_price"] == pytest.approx(float(on_exchange[cid].average_price))
     stored = {r["client_order_id"] for r in await rows(pg_dsn, "SELECT * FROM orders")}
     assert stored == set(on_exchange)
+
+
+async def test_an_exit_that_fails_three_retries_is_in_error_survives_a_restart_and_resolves(
+        market: Market, pg_dsn: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    quick = {"NOVAPULSE__RISK__STOP_LOSS_PCT": "0.3", "NOVAPULSE__RISK__TAKE_PROFIT_PCT": "0.3"}
+    bot = await start_live_bot(market, pg_dsn, data_dir, "first", **quick)
+    try:
+        async def opened() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'open'")
+
+        (trade,) = await eventually(opened, "a position open on the exchange", bot)
+        # From now on the exchange refuses every order: the exit and its three retries.
+        market.exchange.inject_fault("AddOrder", "insufficient_funds", times=4)
+
+        async def in_error() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'error'")
+
+        await eventually(in_error, "the trade in error after its exit retries", bot)
+        status = await eventually(bot.status, "the status API", bot)
+        (listed,) = status["error_trade_list"]
+        assert listed["trade_id"] == trade["trade_id"] and listed["pair"] == "ETH/BTC"
+        assert "InsufficientFunds" in listed["last_error"]
+        assert status["error_trades"] >= 1
+        assert "Exit order failed (3 retries exhausted)" in bot.log()
+    finally:
+        assert await stop(bot) == 0, bot.log()[-3000:]
+    refused = [o for o in market.exchange.orders() if o.status == "canceled" or o.vol_exec == 0]
+    assert refused == []  # refused orders never reached the book
+
+    restarted = await start_live_bot(market, pg_dsn, data_dir, "second", **quick)
+    try:
+        status = await eventually(bot_with_error(restarted), "the error trade after restart",
+                                  restarted)
+        assert status["error_trade_list"][0]["trade_id"] == trade["trade_id"]
+        resp = await restarted.api("POST", f"/api/v1/trades/{trade['trade_id']}/resolve",
+                                   json={"exit_price": 0.1, "fee": 0.0001,
+                                         "note": "sold by hand on the exchange"})
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["status"] == "closed"
+        assert resp.json()["exit_price"] == pytest.approx(0.1)
+        (closed,) = await rows(pg_dsn, f"SELECT * FROM trades WHERE trade_id = "
+                                       f"'{trade['trade_id']}'")
+        assert closed["status"] == "closed" and "resolved by an admin" in closed["notes"]
+        again = await restarted.api("POST", f"/api/v1/trades/{trade['trade_id']}/resolve",
+                                    json={"exit_price": 0.1})
+        assert again.status_code == 404
+    finally:
+        assert await stop(restarted) == 0, restarted.log()[-3000:]
+
+
+def bot_with_error(bot: Bot) -> Callable[[], Awaitable[dict[str, Any] | None]]:
+    async def check() -> dict[str, Any] | None:
+        status = await bot.status()
+        return status if status and status["error_trade_list"] else None
+    return check
+
+
+async def test_a_wrong_api_secret_stops_trading_with_a_clear_reason_not_a_crash_loop(
+        market: Market, pg_dsn: str, tmp_path: Path) -> None:
+    wrong = base64.b64encode(bytes(range(100, 164))).decode()
+    bot = await start_live_bot(market, pg_dsn, tmp_path / "data", "wrong-secret",
+                               KRAKEN_API_SECRET=wrong)
+    try:
+        async def paused() -> dict[str, Any] | None:
+            status = await bot.status()
+            return status if status and status["paused"] else None
+
+        status = await eventually(paused, "trading paused for the refused key", bot)
+        assert status["paused_by"] == "risk_rule"
+        assert status["pause_reason"].startswith("Exchange authentication failed")
+        assert "KRAKEN_API_KEY" in status["pause_reason"]
+        assert status["exchange"]["error"].startswith("AuthenticationError")
+        assert bot.proc.returncode is None  # up, and saying why it does not trade
+        assert wrong not in bot.log() and API_KEY not in bot.log()
+    finally:
+        assert await stop(bot) == 0, bot.log()[-3000:]
+    assert market.exchange.orders() == []
+
+
+async def test_reconciliation_reports_ghost_positions_and_orphan_orders_with_ids(
+        market: Market, pg_dsn: str, tmp_path: Path) -> None:
+    bot = await start_live_bot(market, pg_dsn, tmp_path / "data", "reconcile",
+                               NOVAPULSE__EXCHANGE__RECONCILE_INTERVAL_SECONDS="10",
+                               NOVAPULSE__RISK__STOP_LOSS_PCT="20",
+                               NOVAPULSE__RISK__TAKE_PROFIT_PCT="50")
+    try:
+        async def opened() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'open'")
+
+        (trade,) = await eventually(opened, "a position open on the exchange", bot)
+        # Someone sells the coins by hand, and leaves a resting order of their own.
+        market.exchange.set_balance("ETH", "0")
+        orphan = market.exchange.place_outside_order("ETH/BTC", "buy", Decimal("1"),
+                                                     ordertype="limit", price=Decimal("0.001"),
+                                                     cl_ord_id="hand-order-1")
+
+        async def reported() -> dict[str, Any] | None:
+            status = await bot.status()
+            found = status and status["exchange"]["reconciliation"]
+            return found if found and found["ghosts"] and found["orphans"] else None
+
+        found = await eventually(reported, "a reconciliation with the ghost and the orphan", bot,
+                                 within_s=60)
+        assert found["ghosts"] == [trade["trade_id"]]
+        assert found["orphans"] == ["hand-order-1"]
+        assert orphan is not None
+        log = bot.log()
+        assert f"Potential ghost position: {trade['trade_id']}" in log
+        assert "Potential orphan order: hand-order-1" in log
+    finally:
+        assert await stop(bot) == 0, bot.log()[-3000:]

@@ -57,14 +57,15 @@ def test_schema_lists_every_endpoint_of_the_contract() -> None:
                  "/api/v1/risk", "/api/v1/strategies", "/api/v1/positions", "/api/v1/trades",
                  "/api/v1/performance", "/api/v1/equity", "/api/v1/control/pause",
                  "/api/v1/control/resume", "/api/v1/control/close_all", "/metrics",
-                 "/api/v1/strategies/{name}/enable", "/api/v1/strategies/{name}/disable"):
+                 "/api/v1/strategies/{name}/enable", "/api/v1/strategies/{name}/disable",
+                 "/api/v1/trades/{trade_id}/resolve"):
         assert path in paths
     status = schema.raw_schema["components"]["schemas"]["Status"]
     assert set(status["required"]) == {
         "mode", "paused", "pause_reason", "paused_by", "ws_connected", "feed", "open_positions",
         "equity", "daily_pnl", "bankroll", "strategies_disabled", "error_trades", "db_ok",
         "analytics_ok", "analytics_detail", "ml_ok", "ml_detail", "version", "instance",
-        "uptime_s"}
+        "uptime_s", "error_trade_list", "pauses", "closing", "exchange"}
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")

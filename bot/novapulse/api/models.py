@@ -32,6 +32,32 @@ class Probe(_Model):
     detail: str
 
 
+class ErrorTradeOut(_Model):
+    trade_id: str
+    pair: str
+    quantity: float
+    last_error: str | None
+
+
+class PauseOut(_Model):
+    by: PausedByName
+    reason: str
+    since: float | None
+
+
+class ReconciliationOut(_Model):
+    last_run: float
+    ghosts: list[str] = Field(description="Trade ids: store open, exchange balance short")
+    orphans: list[str] = Field(description="Open exchange orders the bot does not know")
+
+
+class ExchangeOut(_Model):
+    venue: str
+    error: str | None
+    orders_waiting: int
+    reconciliation: ReconciliationOut | None
+
+
 class Status(_Model):
     mode: Literal["paper", "canary", "live"]
     paused: bool
@@ -45,6 +71,11 @@ class Status(_Model):
     bankroll: float | None
     strategies_disabled: list[str]
     error_trades: int
+    error_trade_list: list[ErrorTradeOut] = Field(
+        description="Trades whose exit gave up: may still be open on the exchange (runbook 4)")
+    pauses: list[PauseOut] = Field(description="Every pause held; trading runs when none is")
+    closing: list[str] = Field(description="Trades whose exit order is working")
+    exchange: ExchangeOut | None = Field(description="Canary and live: the venue's state")
     db_ok: bool
     analytics_ok: bool | None = Field(description="null while analytics is disabled or not built")
     analytics_detail: str = Field(description="Why analytics_ok is what it is")
@@ -115,7 +146,7 @@ class TradeOut(_Model):
     trade_id: str
     pair: str
     side: Literal["buy", "sell"]
-    status: Literal["open", "closed", "error"]
+    status: Literal["pending", "open", "closing", "closed", "error", "rejected"]
     entry_price: float
     quantity: float
     entry_time: float
@@ -174,6 +205,12 @@ class ControlResult(_Model):
     paused: bool
     paused_by: PausedByName | None
     pause_reason: str | None
+
+
+class ResolveRequest(_Model):
+    exit_price: float = Field(gt=0, description="The price the position really left at")
+    fee: float = Field(0.0, ge=0, description="The exit's fee, in the account currency")
+    note: str = Field("", max_length=500)
 
 
 class ClosedAll(_Model):

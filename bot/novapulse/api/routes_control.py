@@ -15,7 +15,10 @@ from novapulse.api.models import (
     ControlResult,
     ErrorBody,
     PauseRequest,
+    ResolveRequest,
     StrategySwitch,
+    TradeOut,
+    finite,
 )
 from novapulse.risk import PausedBy
 
@@ -33,6 +36,12 @@ PausedByHeader = Annotated[
 PAUSE_BODY: dict[str, Any] = {"requestBody": {
     "required": False,
     "content": {"application/json": {"schema": PauseRequest.model_json_schema()}},
+}}
+
+
+RESOLVE_BODY: dict[str, Any] = {"requestBody": {
+    "required": True,
+    "content": {"application/json": {"schema": ResolveRequest.model_json_schema()}},
 }}
 
 
@@ -108,6 +117,26 @@ def control_router(ctx: ApiContext) -> APIRouter:
     async def close_all(_: AdminCaller) -> Any:
         """Close every open position now; returns the ids of the trades closed."""
         return {"closed": await gateway.run(service.close_all)}
+
+    @router.post("/trades/{trade_id}/resolve", response_model=TradeOut,
+                 openapi_extra=RESOLVE_BODY,
+                 responses={404: {"model": ErrorBody,
+                                  "description": "no trade in error with this id"},
+                            422: {"model": ErrorBody, "description": "the body is not valid"}})
+    async def resolve(trade_id: str, _: AdminCaller, request: Request) -> Any:
+        """Close a trade in `error` (its exit gave up, runbook 4) with the exit you made on the
+        exchange: `{"exit_price": ..., "fee": ..., "note": ...}`. Replaces the runbook's
+        hand-written SQL."""
+        try:
+            body = ResolveRequest.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise HTTPException(422, "body must be {\"exit_price\": > 0, \"fee\": >= 0, "
+                                     "\"note\": \"...\"}") from exc
+        try:
+            return finite(await gateway.run(
+                lambda: service.resolve(trade_id, body.exit_price, body.fee, body.note)))
+        except KeyError:
+            raise HTTPException(404, "no trade in error with this id") from None
 
     async def switch(name: str, enabled: bool) -> dict[str, Any]:
         try:

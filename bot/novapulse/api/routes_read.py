@@ -71,7 +71,8 @@ def read_router(ctx: ApiContext) -> APIRouter:
 
     @router.get("/trades", response_model=Trades)
     async def trades(_: ReadCaller, limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
-                     status: Literal["open", "closed", "error"] | None = None) -> Any:
+                     status: Literal["pending", "open", "closing", "closed", "error",
+                                     "rejected"] | None = None) -> Any:
         """Trades from the store, newest first."""
         rows = await gateway.run(lambda: service.trades(limit=limit, status=status))
         return {"trades": finite(rows)}
