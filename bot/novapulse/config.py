@@ -208,6 +208,15 @@ class MLConfig(_Section):
     enabled: bool = True
     model_path: str = "models/trade_predictor.tflite"
     retrain_interval_hours: int = Field(24, ge=1, le=24 * 30)
+    mode: Literal["auto", "shadow"] = Field(
+        "auto", description="auto: the model adjusts confidence only when its own validation "
+        "says it helps; shadow: predictions are logged, never applied")
+    min_samples: int = Field(200, ge=20, description="Labelled trades needed to (re)train")
+    min_auc: float = Field(0.55, ge=0.5, le=1, description="Held-out AUC a model needs to act")
+    holdout_fraction: float = Field(0.25, gt=0.05, lt=0.9)
+    hidden_units: int = Field(0, ge=0, le=64, description="0 = logistic regression")
+    learning_rate: float = Field(0.01, gt=0, le=1, description="The online learner's step")
+
 
 
 class AIConfig(_Section):

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from novapulse.config import Config
 from novapulse.execution.orders import intent_from_json, intent_to_json, order_record
@@ -48,6 +48,19 @@ class Execution:
 
     trade: Trade
     order: Order
+
+
+class ConfidenceModel(Protocol):
+    """An optional model that adjusts an entry decision's confidence before the gates, and
+    learns from the trades it saw taken. Synchronous and I/O-free, like the engine: whatever
+    it must store or log heavily, it queues for its owner. A raise is caught by the engine
+    (the model never stops trading)."""
+
+    def adjust(self, decision: Decision, ind: PairIndicators, candle: Candle) -> Decision: ...
+
+    def entered(self, trade: Trade) -> None: ...
+
+    def closed(self, trade: Trade) -> None: ...
 
 
 def trade_id_for(identity: str, pair: str, candle_ts: int) -> str:
@@ -89,6 +102,7 @@ class Engine:
         self._next_guardrail_tick = -math.inf
         self._min_confidence = config.risk.min_confidence
         self._market_now: float | None = None
+        self.confidence_model: ConfidenceModel | None = None
 
     # --- state ------------------------------------------------------------------------------
     def equity(self) -> float:
@@ -156,6 +170,9 @@ class Engine:
         if not ind.ready:
             return executions
         decision = self.ensemble.evaluate_all(ind, candle, self._disabled)
+        if (self.confidence_model is not None and decision.direction > 0
+                and pair not in self.positions):
+            decision = self._model_adjusted(decision, ind, candle)
         if decision.confidence < self._min_confidence or decision.direction == 0:
             return executions
         trade = self.positions.get(pair)
@@ -165,6 +182,27 @@ class Engine:
         elif decision.direction > 0:
             executions += self._try_enter(candle, decision, now, data_age_s)
         return executions
+
+    def _model_adjusted(self, decision: Decision, ind: PairIndicators,
+                        candle: Candle) -> Decision:
+        assert self.confidence_model is not None
+        try:
+            return self.confidence_model.adjust(decision, ind, candle)
+        except Exception:  # runbook 8: the model is never allowed to stop a decision
+            log.exception("TFLite predictor failed")
+            return decision
+
+    def _model_saw(self, trade: Trade, closed: bool) -> None:
+        model = self.confidence_model
+        if model is None:
+            return
+        try:
+            if closed:
+                model.closed(trade)
+            else:
+                model.entered(trade)
+        except Exception:
+            log.exception("Continuous learner update failed")
 
     def _mark(self, now: float, pair: str | None) -> None:
         for message in self.risk.mark(self.equity(), now):
@@ -266,6 +304,7 @@ class Engine:
         trade.highest_price = trade.lowest_price = price
         trade.status = TradeStatus.OPEN
         self.cash -= price * trade.quantity + report.fee
+        self._model_saw(trade, closed=False)
         return Execution(trade, order)
 
     def _exit_done(self, trade: Trade, intent: OrderIntent, report: OrderReport,
@@ -309,6 +348,7 @@ class Engine:
                        trade.entry_fee, self.config.trading.fee_rate)
         for message in self.risk.record_close(trade.pnl, r, now):
             self._auto_paused(message, now, trade.pair)
+        self._model_saw(trade, closed=True)
 
     def _retry_exit(self, trade: Trade, last: OrderIntent, now: float, *,
                     failed: bool) -> list[Execution]:
