@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     from novapulse import lock_cli
     from novapulse.emulators import kraken_cli
     from novapulse.market import replay_cli
+    from novapulse.ml import cli as ml_cli
 
     parser = argparse.ArgumentParser(prog="novapulse", description=__doc__)
     parser.add_argument("--version", action="version", version=f"novapulse {__version__}")
@@ -140,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay_cli.register(sub)
     kraken_cli.register(sub)
     lock_cli.register(sub)
+    ml_cli.register(sub)
     return parser
 
 

@@ -92,13 +92,7 @@ class ModelConfidence:
     def use(self, predictor: Predictor) -> None:
         card = predictor.card
         self.predictor = predictor
-        try:
-            self.classifier = Classifier.unfold(predictor.network, np.asarray(card["mean"]),
-                                                np.asarray(card["scale"]))
-        except (KeyError, ValueError) as exc:
-            self.classifier = None
-            log.warning("model v%s has no usable normalisation for the learner: %s",
-                        predictor.version, exc)
+        self.classifier = Classifier.from_network(predictor.network)
         if self.learner is not None:
             self.learner.reset()
         mode = self.force_mode or ("shadow" if self.config.mode == "shadow" else

@@ -1,6 +1,7 @@
 """Write a `Network` as a real `.tflite` flatbuffer, without TensorFlow.
 
-The graph: input [1, n] float32 → FULLY_CONNECTED (+ fused ReLU) per hidden layer →
+The graph: input [1, n] float32 → SUB mean → MUL 1/scale (the standardisation) →
+FULLY_CONNECTED (+ fused ReLU) per hidden layer →
 FULLY_CONNECTED → LOGISTIC → output [1, 1], P(win). The batch dimension may be resized.
 A JSON metadata entry named `novapulse` carries the model card (version, trained_at,
 samples, validation score, mode, feature names) inside the same file, so swapping the file
@@ -21,6 +22,10 @@ from novapulse.ml.model import Layer, Network
 SCHEMA_VERSION = 3
 METADATA_NAME = "novapulse"
 _ALIGN = 16
+# Operator codes in the order of the model's operator_codes table.
+_OPCODES = (fb.BuiltinOperator.FULLY_CONNECTED, fb.BuiltinOperator.LOGISTIC,
+            fb.BuiltinOperator.SUB, fb.BuiltinOperator.MUL)
+_FC, _LOGISTIC, _SUB, _MUL = range(4)
 
 
 class ModelFileError(Exception):
@@ -63,17 +68,22 @@ def network_to_tflite(network: Network, card: Mapping[str, Any]) -> bytes:
     n_in = network.n_inputs
     x = tensor("features", [1, n_in])
     ops: list[tuple[int, list[int], list[int], bool, bool]] = []  # code, in, out, fc, relu
-    h = x
+    mean = tensor("standardise/mean", [n_in], network.mean)
+    inv_scale = tensor("standardise/inv_scale", [n_in], network.inv_scale)
+    centred = tensor("standardise/centred", [1, n_in])
+    h = tensor("standardise/z", [1, n_in])
+    ops.append((_SUB, [x, mean], [centred], False, False))
+    ops.append((_MUL, [centred, inv_scale], [h], False, False))
     for i, layer in enumerate(network.layers):
         out_dim = int(layer.weights.shape[0])
         w = tensor(f"dense{i}/weights", [out_dim, int(layer.weights.shape[1])], layer.weights)
         bias = tensor(f"dense{i}/bias", [out_dim], layer.bias)
         last = i == len(network.layers) - 1
         y = tensor("logit" if last else f"dense{i}/relu", [1, out_dim])
-        ops.append((0, [h, w, bias], [y], True, not last))
+        ops.append((_FC, [h, w, bias], [y], True, not last))
         h = y
     p = tensor("p_win", [1, 1])
-    ops.append((1, [h], [p], False, False))
+    ops.append((_LOGISTIC, [h], [p], False, False))
 
     # Everything a table points at is built before the table itself.
     buffer_offsets = [_buffer(b, data) for data in buffers]
@@ -85,7 +95,9 @@ def network_to_tflite(network: Network, card: Mapping[str, Any]) -> bytes:
     for name, shape, index in tensors:
         name_off = b.CreateString(name)
         shape_off = _int_vector(b, shape)
-        signature_off = _int_vector(b, [-1, *shape[1:]]) if len(shape) == 2 else None
+        # Activations may take a batch; constants keep their shape.
+        signature_off = (_int_vector(b, [-1, *shape[1:]]) if len(shape) == 2 and index == 0
+                         else None)
         fb.TensorStart(b)
         fb.TensorAddShape(b, shape_off)
         if signature_off is not None:
@@ -137,8 +149,7 @@ def network_to_tflite(network: Network, card: Mapping[str, Any]) -> bytes:
     subgraphs_vec = vector_of([fb.SubGraphEnd(b)])
 
     code_offsets = []
-    for builtin in (fb.BuiltinOperator.FULLY_CONNECTED,
-                    fb.BuiltinOperator.LOGISTIC):
+    for builtin in _OPCODES:
         fb.OperatorCodeStart(b)
         fb.OperatorCodeAddDeprecatedBuiltinCode(b, builtin)
         fb.OperatorCodeAddBuiltinCode(b, builtin)
@@ -181,11 +192,14 @@ def read_network(data: bytes) -> Network:
         while f"dense{len(layers)}/weights" in named:
             i = len(layers)
             layers.append(Layer(named[f"dense{i}/weights"], named[f"dense{i}/bias"]))
+        mean, inv_scale = named["standardise/mean"], named["standardise/inv_scale"]
+    except KeyError as exc:
+        raise ModelFileError(f"no tensor {exc}: not a model this bot wrote") from None
     except Exception as exc:
         raise ModelFileError(f"unreadable model file: {exc}") from exc
     if not layers:
         raise ModelFileError("no dense layers: not a model this bot wrote")
-    return Network(layers)
+    return Network(mean, inv_scale, layers)
 
 
 def read_card(data: bytes) -> dict[str, Any]:
