@@ -197,11 +197,38 @@ class DashboardConfig(_Section):
     thought_feed_max: int = Field(200, ge=10, le=100_000)
 
 
+# OpenSearch analytics (runbook 12): a soft dependency, never in the way of trading. The
+# credentials come from the environment (OPENSEARCH_USERNAME, OPENSEARCH_PASSWORD).
 class AnalyticsConfig(_Section):
     enabled: bool = False
-    url: str | None = None
-    buffer_maxlen: int = Field(10_000, ge=100, le=1_000_000)
-    required: Literal[False] = False
+    url: str | None = Field(None, description="OpenSearch base URL, e.g. https://os:9200")
+    index_prefix: str = Field(
+        "novapulse", pattern=r"^[a-z0-9][a-z0-9_-]{0,40}$",
+        description="Indices are <prefix>-candles|trades|thoughts|metrics-YYYY.MM.DD")
+    retention_days: int = Field(30, ge=1, le=3_650, description="Indices older than this go")
+    buffer_maxlen: int = Field(
+        10_000, ge=100, le=1_000_000,
+        description="Documents held while OpenSearch is slow or down; the oldest drop first")
+    batch_size: int = Field(500, ge=1, le=10_000, description="Documents per bulk request")
+    flush_interval_seconds: float = Field(1.0, gt=0, le=300)
+    metrics_interval_seconds: float = Field(
+        60.0, ge=1, le=3_600, description="How often a metrics snapshot is indexed")
+    request_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="A request that takes longer counts as a failure")
+    reconnect_initial_seconds: float = Field(1.0, gt=0, le=60)
+    reconnect_max_seconds: float = Field(60.0, gt=0, le=3_600)
+    verify_certs: bool = True
+    required: Literal[False] = Field(
+        False, description="Always false: the bot starts and trades without OpenSearch")
+
+    @model_validator(mode="after")
+    def _url_when_enabled(self) -> AnalyticsConfig:
+        if self.enabled and not self.url:
+            raise ValueError("analytics.url is required when analytics.enabled is true")
+        if self.reconnect_max_seconds < self.reconnect_initial_seconds:
+            raise ValueError("analytics.reconnect_max_seconds must be >= "
+                             "reconnect_initial_seconds")
+        return self
 
 
 class MLConfig(_Section):
@@ -216,7 +243,6 @@ class MLConfig(_Section):
     holdout_fraction: float = Field(0.25, gt=0.05, lt=0.9)
     hidden_units: int = Field(0, ge=0, le=64, description="0 = logistic regression")
     learning_rate: float = Field(0.01, gt=0, le=1, description="The online learner's step")
-
 
 
 class AIConfig(_Section):
@@ -240,9 +266,30 @@ class InstanceConfig(_Section):
     heartbeat_seconds: float = Field(10.0, gt=0)
 
 
+# Telegram control and notifications over the Bot API (long polling). The token comes from
+# the environment (TELEGRAM_BOT_TOKEN) and is never logged.
 class TelegramConfig(_Section):
     enabled: bool = False
-    chat_id: str | None = None
+    api_base_url: str = Field(
+        "https://api.telegram.org", description="Bot API base URL (a local fake in tests)")
+    allowed_chat_ids: list[int] = Field(
+        default_factory=list, max_length=50,
+        description="Chats that may command the bot and receive its notifications")
+    poll_timeout_seconds: int = Field(25, ge=0, le=50, description="getUpdates long-poll wait")
+    request_timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Added to the long-poll wait for getUpdates")
+    notify: bool = Field(True, description="Send fills, pauses, resumes, errors, guardrails")
+    notify_max_per_minute: int = Field(
+        20, ge=1, le=600, description="Notifications beyond this are dropped and counted")
+    retry_initial_seconds: float = Field(1.0, gt=0, le=60)
+    retry_max_seconds: float = Field(60.0, gt=0, le=3_600)
+
+    @model_validator(mode="after")
+    def _chats_when_enabled(self) -> TelegramConfig:
+        if self.enabled and not self.allowed_chat_ids:
+            raise ValueError("telegram.allowed_chat_ids must name at least one chat when "
+                             "telegram.enabled is true")
+        return self
 
 
 class Config(_Section):

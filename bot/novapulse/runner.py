@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from novapulse.account import lock_identity
+from novapulse.analytics import AnalyticsSink, build_sink
 from novapulse.api.app import create_app
 from novapulse.api.auth import AuthSettings
 from novapulse.api.gateway import BotGateway
@@ -37,6 +38,7 @@ from novapulse.market.kraken_ws import KrakenWsClient
 from novapulse.market.replay_server import ReplayServer
 from novapulse.market.warmup import fetch_warmup
 from novapulse.models import Candle
+from novapulse.notify import TelegramBot, build_telegram
 from novapulse.risk import PausedBy
 from novapulse.secrets import DashboardSecrets, dashboard_secrets, login_banner, startup_problems
 from novapulse.service import BotService
@@ -138,6 +140,15 @@ class BotRunner:
         self.metrics.watch_loop(lambda: self.state.last_loop_tick)
         self.thoughts.subscribe(self.metrics.thought)
         self.service = BotService(self)
+        # Soft dependencies (runbook 12): fed through O(1) hand-offs, run as background tasks.
+        self.analytics: AnalyticsSink | None = build_sink(config.analytics, os.environ,
+                                                          self.service.status)
+        self.telegram: TelegramBot | None = build_telegram(config.telegram, os.environ,
+                                                           self.service)
+        if self.analytics is not None:
+            self.thoughts.subscribe(self.analytics.thought)
+        if self.telegram is not None:
+            self.thoughts.subscribe(self.telegram.on_thought)
         self.api: ApiServer | None = None
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -304,6 +315,10 @@ class BotRunner:
         if self.live is not None:
             tasks += [asyncio.create_task(self.live.worker.run(), name="execution"),
                       asyncio.create_task(self.live.reconcile_forever(), name="reconcile")]
+        # Not among `tasks`: a soft dependency ending, for whatever reason, stops nothing.
+        soft = [asyncio.create_task(part.run(), name=name)
+                for name, part in (("analytics", self.analytics), ("telegram", self.telegram))
+                if part is not None]
         stop_wait = asyncio.create_task(self.stopping.wait())
         lock_lost = asyncio.create_task(store.instance_lock_lost.wait())
         done, _ = await asyncio.wait([stop_wait, lock_lost, *tasks],
@@ -320,6 +335,9 @@ class BotRunner:
         for task in [*tasks, stop_wait, lock_lost]:
             task.cancel()
         await asyncio.gather(*tasks, stop_wait, lock_lost, return_exceptions=True)
+        for task in soft:
+            task.cancel()
+        await asyncio.gather(*soft, return_exceptions=True)
         await self._flush(store)
         if self.live is not None:
             await self.live.venue.close()
@@ -337,6 +355,8 @@ class BotRunner:
             # Data age in market time (how late the candle closed), plus the time it waited here.
             age = market_lag + (time.perf_counter() - received)
             executions = engine.on_candle(candle, age)
+            if self.analytics is not None:
+                self.analytics.candle(candle)
             self.state.warmed_up = True
             self.metrics.decision(time.perf_counter() - received)
             self.state.candles += 1
@@ -360,6 +380,9 @@ class BotRunner:
                 await store.commit_step(rows, checkpoint, held)
                 for execution in executions:
                     self.metrics.order_recorded(execution.order)
+                if self.analytics is not None:
+                    for trade, order in rows:
+                        self.analytics.execution(trade, order)
                 return
             except Exception as exc:  # the store is down: keep the step, retry, say so
                 self.metrics.store_error()

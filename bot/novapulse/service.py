@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from novapulse import __version__
+from novapulse.analytics import AnalyticsHealth
 from novapulse.config import Config
 from novapulse.models import Thought, Trade, TradeStatus
 from novapulse.risk import PausedBy
@@ -21,18 +22,19 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("novapulse.service")
 
-NOT_BUILT_ANALYTICS = ("not built yet: this version has no analytics client, nothing is sent "
-                       "(analytics.enabled is ignored)")
 NOT_BUILT_ML = ("not built yet: this version loads no model, signals go without model "
                 "confidence (ml.enabled is ignored)")
 
 
-def soft_parts_status(config: Config) -> dict[str, Any]:
-    """Analytics and the model as they are: neither exists yet, so neither is ok or failing
-    (null) and the detail says why, instead of a health nobody checked."""
+def soft_parts_status(config: Config, analytics: AnalyticsHealth | None = None,
+                      ) -> dict[str, Any]:
+    """Analytics as its sink last found OpenSearch (null until it tried, or when disabled),
+    with the reason and the drop count; the model does not exist yet, so it is neither ok nor
+    failing (null) and the detail says why, instead of a health nobody checked."""
     return {
-        "analytics_ok": None,
-        "analytics_detail": NOT_BUILT_ANALYTICS if config.analytics.enabled else "disabled",
+        "analytics_ok": None if analytics is None else analytics.ok,
+        "analytics_detail": "disabled" if analytics is None else analytics.detail,
+        "analytics": None if analytics is None else analytics.as_dict(),
         "ml_ok": None,
         "ml_detail": NOT_BUILT_ML if config.ml.enabled else "disabled",
     }
@@ -105,7 +107,9 @@ class BotService:
                               if t.status is TradeStatus.CLOSING),
             "exchange": self._exchange(),
             "db_ok": runner.db_ok(),
-            **soft_parts_status(runner.config),
+            **soft_parts_status(runner.config,
+                                None if runner.analytics is None else runner.analytics.health()),
+            "telegram": None if runner.telegram is None else runner.telegram.health().as_dict(),
             "version": __version__,
             "instance": runner.instance_name,
             "uptime_s": round(now - runner.state.started_at, 1),

@@ -1,6 +1,6 @@
-"""`/api/v1/status` tells the truth about the parts it cannot vouch for: analytics and the
-model are not built yet (null, with the reason), and the database is ok only if it answered
-within the last seconds."""
+"""`/api/v1/status` tells the truth about the parts it cannot vouch for: analytics is null
+until OpenSearch was tried, the model is not built yet (null, with the reason), and the
+database is ok only if it answered within the last seconds."""
 
 from __future__ import annotations
 
@@ -17,10 +17,12 @@ def status_with(**sections: Any) -> dict[str, Any]:
     return runner.service.status()
 
 
-def test_enabled_analytics_and_model_are_reported_as_not_built_not_as_failing() -> None:
-    status = status_with(analytics={"enabled": True}, ml={"enabled": True})
+def test_enabled_analytics_is_not_ok_before_it_tried_and_the_model_is_not_built() -> None:
+    status = status_with(analytics={"enabled": True, "url": "http://127.0.0.1:9"},
+                         ml={"enabled": True})
     assert status["analytics_ok"] is None and status["ml_ok"] is None
-    assert status["analytics_detail"].startswith("not built yet")
+    assert status["analytics_detail"].startswith("connecting to http://127.0.0.1:9")
+    assert status["analytics"]["dropped"] == 0
     assert status["ml_detail"].startswith("not built yet")
 
 

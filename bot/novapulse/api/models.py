@@ -58,6 +58,28 @@ class ExchangeOut(_Model):
     reconciliation: ReconciliationOut | None
 
 
+class AnalyticsOut(_Model):
+    ok: bool | None = Field(description="null until OpenSearch was first tried")
+    state: Literal["starting", "ok", "failed"]
+    detail: str = Field(description="The reason, with the counts")
+    dropped: int = Field(description="Documents dropped (oldest first) while the buffer was full")
+    buffered: int
+    indexed: int
+    rejected: int = Field(description="Documents the index mappings refused (mapping conflict)")
+    retention: Literal["ism", "bot"] | None = Field(
+        description="ism: OpenSearch's ISM policy deletes old indices; bot: no ISM, the bot does")
+
+
+class TelegramOut(_Model):
+    ok: bool | None = Field(description="null until the Bot API first answered or failed")
+    last_error: str | None
+    outages: int = Field(description="Times the Bot API stopped answering")
+    commands: int
+    refused: int = Field(description="Messages from chats not allowed to command")
+    notifications_sent: int
+    notifications_dropped: int
+
+
 class Status(_Model):
     mode: Literal["paper", "canary", "live"]
     paused: bool
@@ -77,8 +99,11 @@ class Status(_Model):
     closing: list[str] = Field(description="Trades whose exit order is working")
     exchange: ExchangeOut | None = Field(description="Canary and live: the venue's state")
     db_ok: bool
-    analytics_ok: bool | None = Field(description="null while analytics is disabled or not built")
+    analytics_ok: bool | None = Field(
+        description="null while analytics is disabled or before OpenSearch was first tried")
     analytics_detail: str = Field(description="Why analytics_ok is what it is")
+    analytics: AnalyticsOut | None = Field(None, description="null while analytics is disabled")
+    telegram: TelegramOut | None = Field(None, description="null while Telegram is disabled")
     ml_ok: bool | None = Field(description="null while the model is disabled or not built")
     ml_detail: str = Field(description="Why ml_ok is what it is")
     version: str
