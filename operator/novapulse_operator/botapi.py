@@ -29,23 +29,57 @@ def endpoint_for(name: str, namespace: str, annotations: Mapping[str, str],
 
 
 class BotClient:
-    def __init__(self, base_url: str, admin_key: str | None, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, admin_key: str | None, timeout: float = 5.0,
+                 session: aiohttp.ClientSession | None = None) -> None:
         self._base = base_url
         self._headers = {"X-API-Key": admin_key} if admin_key else {}
         self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._shared = session  # the auto-pilot polls every bot through one session
 
     async def _call(self, method: str, path: str, body: Any = None,
                     headers: dict[str, str] | None = None) -> dict[str, Any]:
         try:
-            async with aiohttp.ClientSession(timeout=self._timeout) as session, \
-                    session.request(method, self._base + path, json=body,
-                                    headers={**self._headers, **(headers or {})}) as resp:
-                if resp.status >= 400:
-                    raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}")
-                data = await resp.json(content_type=None)
-                return data if isinstance(data, dict) else {}
+            if self._shared is not None:
+                return await self._send(self._shared, method, path, body, headers)
+            async with aiohttp.ClientSession(timeout=self._timeout) as session:
+                return await self._send(session, method, path, body, headers)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise BotUnreachable(f"{method} {path} failed: {type(exc).__name__}") from exc
+
+    async def _send(self, session: aiohttp.ClientSession, method: str, path: str, body: Any,
+                    headers: dict[str, str] | None) -> dict[str, Any]:
+        async with session.request(method, self._base + path, json=body,
+                                   headers={**self._headers, **(headers or {})},
+                                   timeout=self._timeout) as resp:
+            if resp.status >= 400:
+                raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}")
+            data = await resp.json(content_type=None)
+            return data if isinstance(data, dict) else {}
+
+    async def probe(self) -> tuple[bool, dict[str, Any] | None, str]:
+        """(health answered 200, /api/v1/status or None, what went wrong) in one round."""
+        healthy, error = True, ""
+        try:
+            await self._call("GET", "/api/v1/health")
+        except BotUnreachable as exc:
+            healthy, error = False, str(exc)
+        try:
+            status = await self._call("GET", "/api/v1/status")
+        except BotUnreachable as exc:
+            return healthy, None, error or str(exc)
+        return healthy, status, error
+
+    async def resume_own(self) -> bool:
+        """Lift the operator's own pause only (X-Paused-By: operator); never anyone else's.
+        False when the operator held none (the bot answers 409 when someone else does)."""
+        try:
+            result = await self._call("POST", "/api/v1/control/resume", {},
+                                      {"X-Paused-By": "operator"})
+        except BotUnreachable as exc:
+            if "HTTP 409" in str(exc):
+                return False
+            raise
+        return bool(result.get("changed"))
 
     async def pause(self, reason: str) -> None:
         # X-Paused-By: the bot records the operator as the one who paused (runbook 3).

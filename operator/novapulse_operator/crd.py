@@ -69,6 +69,84 @@ def _quantity() -> dict[str, Any]:
     }
 
 
+def _feed_cel(field: str) -> str:
+    default = s.REMEDIATION_DEFAULTS["feed"][field]
+    return f"duration(has(self.{field}) ? self.{field} : '{default}')"
+
+
+def remediation_schema() -> dict[str, Any]:
+    """spec.remediation: what the auto-pilot may do (runbooks 1, 2, 6); every default filled
+    in by the API server, bounds checked before the operator sees a value."""
+    d = s.REMEDIATION_DEFAULTS
+
+    def bounded(text: str, low: str, high: str) -> dict[str, Any]:
+        return {**_duration(text), "x-kubernetes-validations": [{
+            "rule": f"duration(self) >= duration('{low}') && duration(self) <= duration('{high}')",
+            "message": f"must be between {low} and {high}"}]}
+
+    return {
+        "type": "object",
+        "default": {},
+        "description": "The auto-pilot (docs/runbooks.md).",
+        "properties": {
+            "feed": {
+                "type": "object",
+                "default": {},
+                "description": "Runbook 2: market feed down.",
+                "properties": {
+                    "pauseAfter": {**bounded("Feed down this long: the operator pauses "
+                                             "trading.", "5s", "24h"),
+                                   "default": d["feed"]["pauseAfter"]},
+                    "restartAfter": {**bounded("Feed still down this long: the pod is "
+                                               "restarted, once per episode.", "10s", "24h"),
+                                     "default": d["feed"]["restartAfter"]},
+                    "resumeAfterHealthy": {**bounded("Feed healthy this long: the operator "
+                                                     "lifts its own pause (never anyone "
+                                                     "else's).", "1s", "24h"),
+                                           "default": d["feed"]["resumeAfterHealthy"]},
+                },
+                "x-kubernetes-validations": [{
+                    "rule": f"{_feed_cel('pauseAfter')} <= {_feed_cel('restartAfter')}",
+                    "message": s.RULE_FEED_ORDER_MSG}],
+            },
+            "restarts": {
+                "type": "object",
+                "default": {},
+                "description": "Runbooks 1 and 7: failing health or a crash loop.",
+                "properties": {
+                    "maxPerHour": {"type": "integer", "minimum": 0, "maximum": 60,
+                                   "default": d["restarts"]["maxPerHour"],
+                                   "description": "Pod restarts the operator may make in any "
+                                   "hour (0: none)."},
+                    "unhealthyAfter": {**bounded("/api/v1/health failing this long while the "
+                                                 "pod runs: restart.", "10s", "1h"),
+                                       "default": d["restarts"]["unhealthyAfter"]},
+                },
+            },
+            "oom": {
+                "type": "object",
+                "default": {},
+                "description": "Runbook 6: OOMKilled.",
+                "properties": {
+                    "growthFactor": {"type": "number", "minimum": 1.1, "maximum": 4,
+                                     "default": d["oom"]["growthFactor"],
+                                     "description": "Memory limit × this after an OOM kill."},
+                    "ceiling": {**_quantity(), "default": d["oom"]["ceiling"],
+                                "description": "Never raise the memory limit above this; "
+                                "at the ceiling, retention settings are reduced instead."},
+                },
+            },
+            "staleLock": {
+                "type": "object",
+                "default": {},
+                "description": "Runbook 1: an instance lock left by a pod that is gone.",
+                "properties": {"enabled": {"type": "boolean",
+                                           "default": d["staleLock"]["enabled"]}},
+            },
+        },
+    }
+
+
 def spec_schema() -> dict[str, Any]:
     resources_map = {"type": "object", "additionalProperties": _quantity()}
     return {
@@ -142,11 +220,7 @@ def spec_schema() -> dict[str, Any]:
                     "storageClassName": {"type": "string"},
                 },
             },
-            "remediation": {
-                "type": "object",
-                "description": "Automatic runbooks (see docs/operator.md).",
-                "x-kubernetes-preserve-unknown-fields": True,
-            },
+            "remediation": remediation_schema(),
             "config": config_schema(config_json_schema()),
             "onDelete": {
                 "type": "string",

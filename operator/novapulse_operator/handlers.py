@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from novapulse_operator import botapi, metrics, reconcile, status, teardown
+from novapulse_operator import botapi, metrics, pilot, reconcile, status, teardown
 from novapulse_operator.account_book import AccountBook, index_entries
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.spec import GROUP, PLURAL, VERSION
@@ -40,6 +40,9 @@ class OperatorConfig:
     priority: int = 0
     metrics_port: int = 0
     connection: kopf.ConnectionInfo | None = None  # explicit; else service account/kubeconfig
+    bot_poll_seconds: float = 5.0  # the auto-pilot looks at each bot this often
+    status_refresh_seconds: float = 30.0  # equity, PnL, feed age written at most this often
+    poll_concurrency: int = 64
 
 
 @dataclass
@@ -49,6 +52,7 @@ class _State:
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     last_resync: dict[str, float] = field(default_factory=dict)
     accounts: AccountBook = field(default_factory=AccountBook)
+    pilot: pilot.Pilot | None = None
 
     def kube(self) -> KubeClient:
         if self.client is None:
@@ -61,6 +65,8 @@ class _State:
         return self.locks.setdefault(uid, asyncio.Lock())
 
     async def close(self) -> None:
+        if self.pilot is not None:
+            await self.pilot.close()
         if self.client is not None:
             await self.client.close()
             self.client = None
@@ -95,6 +101,10 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     Returns the close() of the run's API client: kopf's cleanup calls it, and so can whoever
     cancels the operator (cleanup does not run then)."""
     state = _State()
+    state.pilot = pilot.Pilot(pilot.PilotSettings(
+        endpoint_template=cfg.endpoint_template, poll_seconds=cfg.bot_poll_seconds,
+        status_refresh_seconds=cfg.status_refresh_seconds, concurrency=cfg.poll_concurrency))
+    autopilot = state.pilot
     teardown_settings = teardown.TeardownSettings(
         endpoint_template=cfg.endpoint_template,
         flat_wait_seconds=cfg.flat_wait_seconds,
@@ -143,21 +153,49 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                                   **kwargs: Any) -> None:
         await run(body, patch, logger, kwargs)
 
-    @kopf.timer(*RESOURCE, interval=cfg.resync_seconds, initial_delay=cfg.resync_seconds,
-                idle=None, registry=registry)
+    @kopf.timer(*RESOURCE, interval=min(cfg.bot_poll_seconds, cfg.resync_seconds),
+                initial_delay=min(cfg.bot_poll_seconds, cfg.resync_seconds), idle=None,
+                registry=registry)
     async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                      **kwargs: Any) -> None:
-        """Re-evaluate periodically: a Secret key added later opens the live gate without
-        touching the TradingBot; readiness of the Deployment lands in the status."""
+        """Each bot, every few seconds: the auto-pilot (poll the bot, read its pods, heal by
+        the runbooks) and, when due, a reconcile — a Secret key added later opens the live
+        gate without touching the TradingBot; drift of the children is corrected."""
         if body.metadata.deletion_timestamp:
             return
         uid = str(body.metadata.uid)
         now = time.monotonic()
         settled = body.status.get("phase") in SETTLED_PHASES
-        if settled and now - state.last_resync.get(uid, 0.0) < cfg.resync_seconds * SETTLED_FACTOR:
-            return  # nothing to wait for: only drift of the children, checked less often
-        state.last_resync[uid] = now
-        await run(body, patch, logger, kwargs)
+        period = cfg.resync_seconds * (SETTLED_FACTOR if settled else 1)
+        due = now - state.last_resync.get(uid, 0.0) >= period
+        snapshot = copy.deepcopy(dict(body))
+        running = (snapshot.get("status") or {}).get("effectiveMode") is not None
+        view = await autopilot.poll(snapshot, state.kube()) if running else None
+        emit = _emitter(body, logger)
+        state.accounts.observe(kwargs["indices"][ACCOUNTS_INDEX])
+        async with state.lock(uid):
+            snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote
+            new: dict[str, Any] = dict(snapshot.get("status") or {})
+            if due:
+                state.last_resync[uid] = now
+                new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
+                                                     state.accounts))
+            snapshot["status"] = new
+            result = await autopilot.tick(snapshot, state.kube(), emit, view, datetime.now(UTC))
+            new.update(result.status)
+            readiness_moved = result.pods_ready is not None and (
+                result.pods_ready != (new.get("phase") == "Running")
+                and new.get("phase") in ("Running", "Starting"))
+            if result.reapply or (readiness_moved and not due):
+                snapshot["status"] = new
+                new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
+                                                     state.accounts))
+        if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
+            return  # the spec changed meanwhile: the newer reconcile writes the status
+        current = dict(body.status)
+        for key, value in new.items():
+            if current.get(key) != value:
+                patch.status[key] = status.merge_diff(current.get(key), value)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
@@ -180,6 +218,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)
+        autopilot.forget(str(body.metadata.uid))
         state.accounts.forget(str(body.metadata.uid))
 
     return state.close

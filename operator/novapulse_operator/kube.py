@@ -23,6 +23,7 @@ _PLURALS = {
     "PersistentVolumeClaim": "persistentvolumeclaims",
     "Deployment": "deployments",
     "NetworkPolicy": "networkpolicies",
+    "Pod": "pods",
 }
 ApplyResult = Literal["created", "patched", "unchanged"]
 
@@ -117,6 +118,33 @@ class KubeClient:
                     patch: Mapping[str, Any]) -> dict[str, Any]:
         path = object_path(api_version, kind, namespace, name)
         return await self._request("PATCH", path, patch, "application/merge-patch+json") or {}
+
+    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        path = f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
+        found = await self._request("GET", path)
+        return list((found or {}).get("items") or [])
+
+    async def patch_status(self, api_version: str, plural: str, namespace: str, name: str,
+                           patch: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge-patch the status subresource of a custom resource."""
+        path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}/status"
+        return await self._request("PATCH", path, patch, "application/merge-patch+json") or {}
+
+    async def delete(self, api_version: str, kind: str, namespace: str, name: str,
+                     uid: str | None = None) -> bool:
+        """Delete one object, only if it still has `uid`; False when it is gone already (or
+        is another object by now): the deletion is idempotent."""
+        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if uid:
+            body["preconditions"] = {"uid": uid}  # type: ignore[assignment]
+        path = object_path(api_version, kind, namespace, name)
+        try:
+            await self._request("DELETE", path, body)
+        except KubeError as exc:
+            if exc.status in (404, 409):
+                return False
+            raise
+        return True
 
     async def apply(self, obj: Mapping[str, Any]) -> ApplyResult:
         """Create or converge one object by name: idempotent, safe to repeat after a crash."""

@@ -10,10 +10,20 @@ from novapulse_operator.rendering import CONFIG_DIR, CONFIG_FILE, DATA_DIR, Rend
 from novapulse_operator.spec import API_VERSION, BOT_PORT, KIND, BotSpec, Mode
 
 CONFIG_HASH_ANNOTATION = "novapulse.io/config-hash"
+LOCK_CLEAR_ANNOTATION = "novapulse.io/lock-cleared-for"
 MODE_LABEL = "novapulse.io/mode"
 BOT_LABEL = "novapulse.io/tradingbot"
 RUN_AS = 10001
 Manifest = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Remedies:
+    """What the auto-pilot changed in the pod (status.remediation): a raised memory limit
+    (runbook 6) and the stale lock it clears (runbook 1)."""
+
+    memory_limit: str | None = None
+    lock_clear_for: str | None = None  # the gone pod whose lock an init container clears
 
 
 @dataclass(frozen=True)
@@ -107,6 +117,8 @@ def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
     """Environment of the bot: secrets by reference only, never by value."""
     items: list[dict[str, Any]] = [
         {"name": "NOVAPULSE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        # The instance lock records its holder under this name (runbook 1's stale-lock check).
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "TRADING_MODE", "value": mode},
     ]
     dash = dashboard_secret_name(owner, spec)
@@ -134,9 +146,33 @@ def container_security_context() -> dict[str, Any]:
     }
 
 
+def resources(spec: BotSpec, remedies: Remedies) -> dict[str, Any]:
+    """The container's resources, with the auto-pilot's memory limit when it raised one."""
+    out = {k: dict(v) for k, v in spec.resources.items() if isinstance(v, dict)}
+    if remedies.memory_limit:
+        out.setdefault("limits", {})["memory"] = remedies.memory_limit
+    return out
+
+
+def lock_clear_container(spec: BotSpec) -> dict[str, Any]:
+    """Runs before the bot: removes data/instance.lock only if no live process holds it."""
+    return {
+        "name": "lock-clear",
+        "image": spec.image,
+        "imagePullPolicy": spec.image_pull_policy,
+        "command": ["novapulse", "lock", "clear", "--if-stale", "--data-dir", DATA_DIR],
+        "securityContext": container_security_context(),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"},
+                      "limits": {"cpu": "200m", "memory": "128Mi"}},
+        "volumeMounts": [{"name": "data", "mountPath": DATA_DIR},
+                         {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
 def deployment(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
-               ) -> Manifest:
+               remedies: Remedies | None = None) -> Manifest:
     """One replica, Recreate (never two bots), zero replicas when suspended or gated."""
+    remedies = remedies or Remedies()
     running = mode is not None and not spec.suspended
     shown_mode: Mode = mode or "paper"
     pod_labels = {**labels(owner), MODE_LABEL: mode or "none"}
@@ -156,14 +192,21 @@ def deployment(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode
             "httpGet": {"path": "/api/v1/ready", "port": "http"},
             "periodSeconds": 5, "timeoutSeconds": 3, "failureThreshold": 3,
         },
-        "resources": dict(spec.resources),
+        "resources": resources(spec, remedies),
         "securityContext": container_security_context(),
+        # The log's tail becomes the termination message: the operator reads why it exited.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
             {"name": "data", "mountPath": DATA_DIR},
             {"name": "tmp", "mountPath": "/tmp"},
         ],
     }
+    annotations = {CONFIG_HASH_ANNOTATION: rendered.hash}
+    pod_spec: dict[str, Any] = {}
+    if remedies.lock_clear_for:
+        annotations[LOCK_CLEAR_ANNOTATION] = remedies.lock_clear_for
+        pod_spec["initContainers"] = [lock_clear_container(spec)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -175,9 +218,10 @@ def deployment(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {CONFIG_HASH_ANNOTATION: rendered.hash},
+                    "annotations": annotations,
                 },
                 "spec": {
+                    **pod_spec,
                     "serviceAccountName": owner.name,
                     "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": 60,
@@ -258,7 +302,7 @@ def network_policy(owner: Owner) -> Manifest:
 
 
 def children(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
-             ) -> list[Manifest]:
+             remedies: Remedies | None = None) -> list[Manifest]:
     """Every owned child in apply order (the Deployment last: what it mounts exists first)."""
     return [
         service_account(owner),
@@ -266,5 +310,5 @@ def children(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode |
         pvc(owner, spec),
         service(owner),
         network_policy(owner),
-        deployment(owner, spec, rendered, mode),
+        deployment(owner, spec, rendered, mode, remedies),
     ]

@@ -26,6 +26,17 @@ DELETIONS_BLOCKED = Counter(
     ["reason"], registry=REGISTRY,
 )
 
+REMEDIATIONS = Counter(
+    "novapulse_operator_remediations",
+    "Auto-pilot actions by action (Pause, Resume, RestartPod, RaiseMemoryLimit, "
+    "ReduceRetention, ClearStaleLock, Warn) and outcome", ["action", "outcome"],
+    registry=REGISTRY,
+)
+BOT_POLLS = Counter(
+    "novapulse_operator_bot_polls", "Polls of bots' APIs by result", ["result"],
+    registry=REGISTRY,
+)
+
 
 def serve(port: int) -> None:
     """Serve /metrics on `port` in a background thread (0 disables)."""

@@ -7,15 +7,25 @@ Idempotent: every child is applied by name, so a reconcile cut off half-way and 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from novapulse_operator import accounts, generated, livegate, manifests, metrics, rendering, status
+from novapulse_operator import (
+    accounts,
+    autopilot,
+    generated,
+    livegate,
+    manifests,
+    metrics,
+    rendering,
+    status,
+)
 from novapulse_operator.account_book import AccountBook
-from novapulse_operator.kube import KubeClient
-from novapulse_operator.manifests import Owner
+from novapulse_operator.kube import KubeClient, KubeError
+from novapulse_operator.manifests import Owner, Remedies
 from novapulse_operator.spec import BotSpec, Mode, parse_spec, spec_rule_violations
 
 Emit = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
@@ -64,6 +74,25 @@ async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, em
         emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
 
 
+def remedies_of(prev: Mapping[str, Any]) -> tuple[Remedies, dict[str, int] | None]:
+    """What the auto-pilot changed (status.remediation), for the children."""
+    rem = prev.get("remediation") or {}
+    remedies = Remedies(memory_limit=rem.get("memoryLimit") or None,
+                        lock_clear_for=rem.get("lockClear") or None)
+    return remedies, (dict(autopilot.RETENTION_STEPS) if rem.get("retentionReduced") else None)
+
+
+def server_message(exc: KubeError) -> str:
+    """The API server's own message from its Status body (else the raw text)."""
+    text = str(exc)
+    _, _, body = text.partition(": ")
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return text
+    return str(parsed.get("message") or text) if isinstance(parsed, dict) else text
+
+
 def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None:
     """Events on transitions only, so a periodic resync does not flood the namespace."""
     before = status.get_condition(prev, status.LIVE_PREREQUISITES_MET) or {}
@@ -106,17 +135,27 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     if not errors:  # one bot per exchange account; an invalid config changes nothing
         guarded = book.guard(body, accounts.account_of(exchange), spec.mode, gate, effective)
         gate, effective, account = guarded.gate, guarded.effective, guarded.account
-    rendered = rendering.render(spec, effective or "paper", identity)
+    remedies, retention = remedies_of(prev)
+    rendered = rendering.render(spec, effective or "paper", identity, retention)
     ready = False
+    refused: str | None = None
     if not errors:
-        if spec.dashboard_secret is None:
-            await ensure_generated_dashboard_secret(client, owner, emit)
-        for child in manifests.children(owner, spec, rendered, effective):
-            action = await client.apply(child)
-            if action != "unchanged":
-                metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
-        deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
-        ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
+        kind, name = "Secret", manifests.generated_dashboard_secret_name(owner)
+        try:
+            if spec.dashboard_secret is None:
+                await ensure_generated_dashboard_secret(client, owner, emit)
+            for child in manifests.children(owner, spec, rendered, effective, remedies):
+                kind, name = child["kind"], child["metadata"]["name"]
+                action = await client.apply(child)
+                if action != "unchanged":
+                    metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
+            deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
+            ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
+        except KubeError as exc:
+            if exc.status < 400 or exc.status >= 500 or exc.status in (401, 403, 409, 429):
+                raise  # not the object's fault: kopf retries
+            refused = f"the API server refused {kind} {name}: {server_message(exc)}"
+            metrics.CHILDREN_WRITES.labels(kind, "refused").inc()
 
     observation = status.Observation(
         generation=generation,
@@ -128,12 +167,16 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         deployment_ready=ready,
         config_hash=rendered.hash,
         exchange_account=account,
+        refused=refused,
     )
     new = status.compute_status(prev, observation, now)
     _events(prev, new, emit)
+    if refused and refused != (status.get_condition(prev, status.READY) or {}).get("message"):
+        emit("Warning", "ChildRefused", refused)
     (_BLOCKED.discard if gate.met else _BLOCKED.add)(owner.uid)
     metrics.LIVE_GATE_BLOCKED.set(len(_BLOCKED))
-    metrics.RECONCILES.labels("config_invalid" if errors else "ok").inc()
+    metrics.RECONCILES.labels(
+        "config_invalid" if errors else "child_refused" if refused else "ok").inc()
     metrics.RECONCILE_SECONDS.observe(time.monotonic() - started)
     return new
 

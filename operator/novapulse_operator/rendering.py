@@ -7,7 +7,9 @@ model before anything ships: a bad config never reaches a pod.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,8 +45,25 @@ def operator_overrides(spec: BotSpec, mode: Mode, identity: str) -> dict[str, An
     return tree
 
 
-def config_tree(spec: BotSpec, mode: Mode, identity: str) -> dict[str, Any]:
-    return deep_merge(dict(spec.config), operator_overrides(spec, mode, identity))
+def reduced_retention(tree: dict[str, Any], steps: Mapping[str, int]) -> dict[str, Any]:
+    """Runbook 6: each retention setting at most its step's value (never raised)."""
+    current = build_config(tree, source="spec.config")
+    out: dict[str, Any] = {}
+    for path, target in steps.items():
+        section, name = path.split(".")
+        value = getattr(getattr(current, section), name)
+        out.setdefault(section, {})[name] = min(int(value), target)
+    return out
+
+
+def config_tree(spec: BotSpec, mode: Mode, identity: str,
+                retention: Mapping[str, int] | None = None) -> dict[str, Any]:
+    tree = deep_merge(dict(spec.config), operator_overrides(spec, mode, identity))
+    if retention:
+        # an invalid config is reported by validate(); then there is nothing to reduce
+        with contextlib.suppress(ConfigError):
+            tree = deep_merge(tree, reduced_retention(tree, retention))
+    return tree
 
 
 def validate(spec: BotSpec, mode: Mode, identity: str) -> list[str]:
@@ -56,6 +75,7 @@ def validate(spec: BotSpec, mode: Mode, identity: str) -> list[str]:
     return []
 
 
-def render(spec: BotSpec, mode: Mode, identity: str) -> RenderedConfig:
-    text = yaml.safe_dump(config_tree(spec, mode, identity), sort_keys=True)
+def render(spec: BotSpec, mode: Mode, identity: str,
+           retention: Mapping[str, int] | None = None) -> RenderedConfig:
+    text = yaml.safe_dump(config_tree(spec, mode, identity, retention), sort_keys=True)
     return RenderedConfig(text=text, hash=hashlib.sha256(text.encode()).hexdigest()[:16])

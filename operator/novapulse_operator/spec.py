@@ -166,3 +166,70 @@ RULE_NO_DB_URL_MSG = (
     "spec.config.database.url is not allowed (it would land in a ConfigMap): "
     "use spec.database.urlSecretRef"
 )
+
+
+# --- spec.remediation: the auto-pilot's policy (runbooks 1, 2, 6) ------------------------------
+
+@dataclass(frozen=True)
+class FeedPolicy:
+    pause_after: int = 60  # seconds of feed down before the operator pauses trading
+    restart_after: int = 300  # ...before it restarts the pod (once per episode)
+    resume_after_healthy: int = 120  # seconds of healthy feed before it lifts its own pause
+
+
+@dataclass(frozen=True)
+class RemediationPolicy:
+    feed: FeedPolicy = field(default_factory=FeedPolicy)
+    max_restarts_per_hour: int = 3
+    unhealthy_after: int = 60  # /health failing this long while the pod runs → restart
+    oom_growth_factor: float = 1.5
+    oom_ceiling: str = "4Gi"
+    stale_lock_enabled: bool = True
+
+
+REMEDIATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "feed": {"pauseAfter": "1m", "restartAfter": "5m", "resumeAfterHealthy": "2m"},
+    "restarts": {"maxPerHour": 3, "unhealthyAfter": "1m"},
+    "oom": {"growthFactor": 1.5, "ceiling": "4Gi"},
+    "staleLock": {"enabled": True},
+}
+RULE_FEED_ORDER_MSG = ("spec.remediation.feed.pauseAfter must not exceed restartAfter: trading "
+                       "is paused before the pod is restarted")
+
+
+def _seconds(node: Mapping[str, Any], key: str, default: int) -> int:
+    try:
+        return parse_duration(str(node[key])) if key in node else default
+    except ValueError:
+        return default
+
+
+def parse_remediation(spec: Mapping[str, Any]) -> RemediationPolicy:
+    """The policy from `.spec.remediation`, defaults filled in (as the CRD's defaulting does)."""
+    node = spec.get("remediation") or {}
+    feed = node.get("feed") or {}
+    restarts = node.get("restarts") or {}
+    oom = node.get("oom") or {}
+    lock = node.get("staleLock") or {}
+    d = RemediationPolicy()
+    return RemediationPolicy(
+        feed=FeedPolicy(
+            pause_after=_seconds(feed, "pauseAfter", d.feed.pause_after),
+            restart_after=_seconds(feed, "restartAfter", d.feed.restart_after),
+            resume_after_healthy=_seconds(feed, "resumeAfterHealthy",
+                                          d.feed.resume_after_healthy),
+        ),
+        max_restarts_per_hour=int(restarts.get("maxPerHour", d.max_restarts_per_hour)),
+        unhealthy_after=_seconds(restarts, "unhealthyAfter", d.unhealthy_after),
+        oom_growth_factor=float(oom.get("growthFactor", d.oom_growth_factor)),
+        oom_ceiling=str(oom.get("ceiling", d.oom_ceiling)),
+        stale_lock_enabled=bool(lock.get("enabled", d.stale_lock_enabled)),
+    )
+
+
+def remediation_rule_violations(remediation: Mapping[str, Any]) -> list[str]:
+    """The CEL rule on spec.remediation.feed, in Python."""
+    feed = remediation.get("feed") or {}
+    pause = _seconds(feed, "pauseAfter", FeedPolicy().pause_after)
+    restart = _seconds(feed, "restartAfter", FeedPolicy().restart_after)
+    return [RULE_FEED_ORDER_MSG] if pause > restart else []

@@ -69,12 +69,15 @@ class Observation:
     deployment_ready: bool
     config_hash: str | None
     exchange_account: str | None = None  # keyed hash of the API key (accounts.account_hash)
+    refused: str | None = None  # the API server refused a child: its message
 
 
 def phase_of(obs: Observation) -> tuple[str, str]:
     """(phase, why) in one word and one sentence."""
     if obs.config_errors:
         return "ConfigInvalid", "the config is invalid; the last valid one keeps running"
+    if obs.refused:
+        return "Failed", obs.refused
     if obs.suspended:
         return "Suspended", "spec.suspended is true: no pod runs, the data volume is kept"
     if obs.effective is None:
@@ -95,6 +98,17 @@ def canary_since(prev: Mapping[str, Any], effective: Mode | None, now: datetime)
     return timestamp(now)
 
 
+def ready_block(conds: list[Condition], remediation: Mapping[str, Any], generation: int,
+                now: datetime) -> list[Condition]:
+    """Ready=False while the auto-pilot has given up (its restart budget is spent)."""
+    blocked = remediation.get("blocked") or {}
+    ready = next((c for c in conds if c.get("type") == READY), None)
+    if not blocked or ready is None or ready.get("status") != "True":
+        return conds
+    return set_condition(conds, READY, False, str(blocked.get("reason")),
+                         str(blocked.get("message")), generation, now)
+
+
 def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> dict[str, Any]:
     """The new `.status` (the keys this operator owns) from the previous one and `obs`."""
     gen = obs.generation
@@ -107,7 +121,9 @@ def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> 
     conds = set_condition(conds, LIVE_PREREQUISITES_MET, obs.gate.met, obs.gate.reason,
                           obs.gate.message, gen, now)
     phase, why = phase_of(obs)
-    conds = set_condition(conds, READY, phase == "Running", phase, why, gen, now)
+    reason = "ChildRefused" if obs.refused else phase
+    conds = set_condition(conds, READY, phase == "Running", reason, why, gen, now)
+    conds = ready_block(conds, prev.get("remediation") or {}, gen, now)
     status: dict[str, Any] = {
         "phase": phase,
         "observedGeneration": gen,
@@ -119,3 +135,17 @@ def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> 
         status["configHash"] = obs.config_hash
         status["exchangeAccount"] = obs.exchange_account
     return status
+
+
+def merge_diff(old: Any, new: Any) -> Any:
+    """The JSON merge patch (RFC 7386) that turns `old` into `new`: changed keys, nulls for
+    removed ones; lists are replaced whole. `old == new` gives {}."""
+    if not isinstance(old, Mapping) or not isinstance(new, Mapping):
+        return new
+    diff: dict[str, Any] = {k: None for k in old if k not in new}
+    for key, value in new.items():
+        if key not in old:
+            diff[key] = value
+        elif old[key] != value:
+            diff[key] = merge_diff(old[key], value) if isinstance(value, Mapping) else value
+    return diff

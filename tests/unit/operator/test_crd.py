@@ -176,13 +176,16 @@ def test_every_duration_field_is_checked() -> None:
 
     def walk(node: dict[str, Any], path: str) -> None:
         for name, child in node.get("properties", {}).items():
-            if "duration" in name.lower() or name.endswith("After"):
+            if "duration" in name.lower() or "After" in name:
                 found.append(path + name)
                 assert child.get("minLength") == 1 and child.get("pattern"), path + name
             walk(child, f"{path}{name}.")
 
     walk(_crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"], "spec.")
-    assert found == ["spec.canary.minDuration"]
+    assert found == ["spec.canary.minDuration", "spec.remediation.feed.pauseAfter",
+                     "spec.remediation.feed.restartAfter",
+                     "spec.remediation.feed.resumeAfterHealthy",
+                     "spec.remediation.restarts.unhealthyAfter"]
 
 
 RECONNECT = ("spec.config.feed.reconnect_initial_seconds must not exceed reconnect_max_seconds "

@@ -1,0 +1,207 @@
+"""The auto-pilot's decisions as tables: policy + observation + memory → actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import celpy
+import pytest
+
+from novapulse_operator import autopilot, quantity
+from novapulse_operator.autopilot import Observation, decide
+from novapulse_operator.botview import BotView
+from novapulse_operator.crd import remediation_schema
+from novapulse_operator.podview import PodView, Termination
+from novapulse_operator.spec import (
+    RULE_FEED_ORDER_MSG,
+    FeedPolicy,
+    RemediationPolicy,
+    parse_remediation,
+    remediation_rule_violations,
+)
+from novapulse_operator.status import merge_diff
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+POLICY = RemediationPolicy(feed=FeedPolicy(pause_after=10, restart_after=30,
+                                           resume_after_healthy=5),
+                           max_restarts_per_hour=2, unhealthy_after=20,
+                           oom_growth_factor=1.5, oom_ceiling="2Gi")
+
+
+def bot(ws: bool = True, pauses: tuple[str, ...] = (), healthy: bool = True) -> BotView:
+    return BotView(healthy=healthy, status={
+        "ws_connected": ws, "paused": bool(pauses), "paused_by": pauses[0] if pauses else None,
+        "pauses": [{"by": p, "reason": "r", "since": 0} for p in pauses]})
+
+
+def pod(restarts: int = 0, last: Termination | None = None, waiting: str | None = None,
+        running: bool = True, uid: str = "u1") -> PodView:
+    return PodView(name="bot1-abc", uid=uid, phase="Running", deleting=False,
+                   restart_count=restarts, running=running, waiting_reason=waiting, last=last,
+                   created="2026-01-01T00:00:00Z")
+
+
+def obs(seconds: float, view: BotView | None = None, p: PodView | None = None,
+        memory: str = "1Gi", holder_exists: bool | None = None) -> Observation:
+    return Observation(now=T0 + timedelta(seconds=seconds), running=True,
+                       view=view or bot(), pod=p or pod(), memory_limit=memory,
+                       holder_exists=holder_exists)
+
+
+def kinds(decision: autopilot.Decision) -> list[str]:
+    return [a.kind for a in decision.actions + decision.done]
+
+
+def run(steps: list[tuple[float, BotView]], p: PodView | None = None) -> list[list[str]]:
+    """Feed a sequence of polls through decide(), carrying the state like the status does."""
+    state: dict[str, Any] = {}
+    seen = []
+    for seconds, view in steps:
+        d = decide(POLICY, obs(seconds, view, p), state)
+        state = d.state
+        seen.append(kinds(d))
+    return seen
+
+
+def test_feed_down_pauses_after_pause_after_then_restarts_once_then_resumes() -> None:
+    down, up = bot(ws=False), bot(ws=True, pauses=("operator",))
+    assert run([(0, down), (9, down), (10, down), (11, bot(False, ("operator",))),
+                (30, bot(False, ("operator",))), (31, bot(False, ("operator",))),
+                (40, up), (44, up), (45, up), (46, bot())]) == [
+        [], [], ["Pause"], [], ["RestartPod"], [], [], [], ["Resume"], []]
+
+
+def test_never_resumes_a_manual_or_risk_rule_pause() -> None:
+    down = bot(ws=False, pauses=("manual",))
+    # The operator pauses in its own slot; on recovery it lifts only that slot.
+    seen = run([(0, down), (10, down), (11, bot(False, ("manual", "operator"))),
+                (12, bot(True, ("manual", "operator"))), (20, bot(True, ("manual", "operator")))])
+    assert seen == [[], ["Pause"], [], [], ["Resume"]]
+    # A pause the operator did not make is never lifted.
+    assert run([(0, bot(True, ("risk_rule",))), (100, bot(True, ("risk_rule",)))]) == [[], []]
+    assert run([(0, bot(False, ("manual",))), (5, bot(True, ("manual",))),
+                (100, bot(True, ("manual",)))]) == [[], [], []]
+
+
+def test_the_bots_own_breaker_pause_means_no_operator_pause() -> None:
+    held = bot(ws=False, pauses=("circuit_breaker",))
+    assert run([(0, held), (15, held)]) == [[], []]
+
+
+def test_restart_budget_spent_blocks_with_a_reason() -> None:
+    state: dict[str, Any] = {"restarts": [autopilot.ts(T0), autopilot.ts(T0)]}
+    crash = pod(restarts=3, waiting="CrashLoopBackOff",
+                last=Termination("Error", 1, "2026-01-01T12:00:00Z", ""))
+    d = decide(POLICY, obs(60, p=crash), state)
+    assert kinds(d) == []
+    assert d.state["blocked"]["reason"] == "RestartBudgetExhausted"
+    assert "maxPerHour: 2" in d.state["blocked"]["message"]
+    assert [w[0] for w in d.warnings] == ["RestartBudgetExhausted"]
+    # An hour later the budget has room again.
+    d2 = decide(POLICY, obs(3700, p=pod(restarts=4, waiting="CrashLoopBackOff",
+                                        last=Termination("Error", 1, "x", ""))), d.state)
+    assert kinds(d2) == ["RestartPod"] and "blocked" not in d2.state
+
+
+def test_crash_loop_restarts_once_per_crash() -> None:
+    crash = pod(restarts=3, waiting="CrashLoopBackOff",
+                last=Termination("Error", 1, "2026-01-01T12:00:00Z", ""))
+    d1 = decide(POLICY, obs(0, p=crash), {})
+    d2 = decide(POLICY, obs(1, p=crash), d1.state)
+    assert (kinds(d1), kinds(d2)) == (["RestartPod"], [])
+    assert d1.actions[0].uid == "u1"
+
+
+def test_oom_raises_the_limit_to_the_ceiling_then_reduces_retention() -> None:
+    state: dict[str, Any] = {}
+    limit = "1Gi"
+    seen = []
+    for i in range(4):
+        oom = pod(restarts=i + 1, last=Termination("OOMKilled", 137, f"t{i}", ""))
+        d = decide(POLICY, obs(i, p=oom, memory=limit), state)
+        state = d.state
+        limit = state.get("memoryLimit", limit)
+        seen.append((kinds(d), limit, [w[0] for w in d.warnings]))
+    assert seen == [(["RaiseMemoryLimit"], "1536Mi", []), (["RaiseMemoryLimit"], "2Gi", []),
+                    (["ReduceRetention"], "2Gi", []), ([], "2Gi", ["OOMAtCeiling"])]
+    # The same termination seen again is not a new OOM.
+    again = decide(POLICY, obs(9, p=pod(restarts=4, last=Termination("OOMKilled", 137, "t3",
+                                                                      "")), memory=limit), state)
+    assert kinds(again) == [] and again.warnings == []
+
+
+LOCK_LINE = ("ERROR another NovaPulse instance is running: pod bot1-old pid 7 on host h since "
+             "2026-01-01T00:00:00Z (identity default/bot1) — two bots ...")
+
+
+@pytest.mark.parametrize(("holder_exists", "enabled", "expected", "warning"), [
+    (False, True, ["ClearStaleLock"], []),
+    (True, True, [], ["TwoBotsAboutToRun"]),
+    (False, False, [], ["InstanceLockHeld"]),
+])
+def test_stale_lock(holder_exists: bool, enabled: bool, expected: list[str],
+                    warning: list[str]) -> None:
+    policy = RemediationPolicy(stale_lock_enabled=enabled)
+    locked = pod(restarts=1, waiting="CrashLoopBackOff",
+                 last=Termination("Error", 3, "t", LOCK_LINE))
+    d = decide(policy, obs(0, p=locked, holder_exists=holder_exists), {})
+    assert kinds(d) == expected
+    assert [w[0] for w in d.warnings] == warning
+    assert d.state.get("lockClear") == ("bot1-old" if expected else None)
+    assert d.reapply == bool(expected)
+
+
+def test_health_failing_while_the_pod_runs_restarts_after_unhealthy_after() -> None:
+    sick = bot(healthy=False)
+    assert run([(0, sick), (19, sick), (20, sick), (25, sick)]) == [[], [], ["RestartPod"], []]
+    # Not running (e.g. Pending): health is not the pod's fault, nothing restarts.
+    assert run([(0, sick), (60, sick)], p=pod(running=False)) == [[], []]
+
+
+def test_pending_actions_are_finished_before_anything_new_is_decided() -> None:
+    pending = [{"action": "Pause", "reason": "FeedDownPaused", "message": "m", "id": "Pause@x"}]
+    d = decide(POLICY, obs(0, bot(ws=False)), {"pending": pending})
+    assert [(a.kind, a.id) for a in d.actions] == [("Pause", "Pause@x")]
+
+
+def test_history_is_bounded_newest_kept() -> None:
+    action = autopilot.Action("Pause", "R", "m")
+    state = {"history": [autopilot.history_entry(action, str(i), T0) for i in range(25)]}
+    kept = autopilot.with_history(state, [autopilot.history_entry(action, "new", T0)])
+    assert len(kept) == autopilot.HISTORY_MAX and kept[-1]["outcome"] == "new"
+    assert kept[0]["outcome"] == "6"
+
+
+@pytest.mark.parametrize(("current", "factor", "ceiling", "expected"), [
+    ("1Gi", 1.5, "4Gi", "1536Mi"), ("512Mi", 2, "4Gi", "1Gi"), ("3Gi", 2, "4Gi", "4Gi"),
+    ("4Gi", 2, "4Gi", None), ("1G", 1.5, "4Gi", "1431Mi")])
+def test_memory_growth(current: str, factor: float, ceiling: str, expected: str | None) -> None:
+    assert quantity.grow(current, factor, ceiling) == expected
+
+
+def test_merge_diff_nulls_what_went() -> None:
+    assert merge_diff({"a": 1, "b": {"c": 1, "d": 2}}, {"b": {"c": 1}, "e": 3}) == {
+        "a": None, "b": {"d": None}, "e": 3}
+    assert merge_diff({"a": [1]}, {"a": [1]}) == {}
+
+
+@pytest.mark.parametrize(("remediation", "refused"), [
+    ({}, False), ({"feed": {"pauseAfter": "10m"}}, True),
+    ({"feed": {"pauseAfter": "30s", "restartAfter": "30s"}}, False),
+    ({"feed": {"restartAfter": "30s"}}, True)])
+def test_feed_order_rule_in_cel_and_python_agree(remediation: dict[str, Any],
+                                                 refused: bool) -> None:
+    rule = remediation_schema()["properties"]["feed"]["x-kubernetes-validations"][0]
+    env = celpy.Environment()
+    ok = env.program(env.compile(rule["rule"])).evaluate(
+        {"self": celpy.json_to_cel(remediation.get("feed") or {})})
+    assert (not ok) == refused
+    assert remediation_rule_violations(remediation) == ([RULE_FEED_ORDER_MSG] if refused else [])
+
+
+def test_remediation_defaults() -> None:
+    policy = parse_remediation({})
+    assert (policy.feed.pause_after, policy.feed.restart_after,
+            policy.feed.resume_after_healthy) == (60, 300, 120)
+    assert policy.max_restarts_per_hour == 3 and policy.oom_ceiling == "4Gi"
