@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from novapulse.backtest import BacktestSummary, merge_by_time, summarize
 from novapulse.config import Config
-from novapulse.engine import Engine
+from novapulse.engine import ConfidenceModel, Engine
 from novapulse.execution.paper import PaperExecutor
 from novapulse.ml.confidence import ModelConfidence
 from novapulse.models import Candle, Trade
@@ -49,7 +49,7 @@ def research_config(config: Config | None = None) -> Config:
 
 
 def run(config: Config, candles_by_file: Sequence[list[Candle]],
-        model: ModelConfidence | None = None, warmup: Sequence[list[Candle]] = ()) -> Run:
+        model: ConfidenceModel | None = None, warmup: Sequence[list[Candle]] = ()) -> Run:
     """One backtest; with `model`, its features and labels as samples. Candles in `warmup`
     only fill the indicators (the walk-forward's later half starts warm)."""
     engine = Engine(config, PaperExecutor(config.trading.fee_rate, config.trading.slippage_bps),
@@ -77,7 +77,7 @@ def run(config: Config, candles_by_file: Sequence[list[Candle]],
                 max_dd = (peak - equity) / peak
     elapsed = time.perf_counter() - started
     result = Run(summarize(engine, trades, count, elapsed, max_dd * 100.0, pairs), trades)
-    if model is not None:
+    if isinstance(model, ModelConfidence):
         by_id = {t.trade_id: t for t in trades}
         for trade_id, features, label in model.drain():
             trade = by_id.get(trade_id)

@@ -43,7 +43,7 @@ def _buffer(builder: flatbuffers.Builder, data: bytes) -> int:
         builder.StartVector(1, len(data), _ALIGN)
         builder.head = builder.head - len(data)
         builder.Bytes[builder.head:builder.head + len(data)] = data
-        data_offset = builder.EndVector(len(data))
+        data_offset = builder.EndVector()
     fb.BufferStart(builder)
     if data_offset is not None:
         fb.BufferAddData(builder, data_offset)
@@ -132,7 +132,7 @@ def network_to_tflite(network: Network, card: Mapping[str, Any]) -> bytes:
         b.StartVector(4, len(offsets), 4)
         for off in reversed(offsets):
             b.PrependUOffsetTRelative(off)
-        end: int = b.EndVector(len(offsets))
+        end: int = b.EndVector()
         return end
 
     tensors_vec = vector_of(tensor_offsets)
