@@ -108,7 +108,7 @@ async def test_login_see_state_pause_and_resume(bot: RunningBot) -> None:
             await page.fill("#password", PASSWORD)
             await page.click("#login-button")
             await expect(page).to_have_url(f"{bot.url}/")
-            await expect(page.locator("#mode")).to_have_text("mode paper")
+            await expect(page.locator("#mode")).to_have_text("mode paper", timeout=20_000)
             await expect(page.locator("#feed-state")).to_have_text("feed connected",
                                                                    timeout=20_000)
             await expect(page.locator("#positions tbody tr").first).to_be_visible(
