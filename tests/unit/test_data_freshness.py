@@ -4,25 +4,21 @@ lags the market clock — not the milliseconds it spent in a queue."""
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from novapulse.config import Config, FeedConfig
 from novapulse.engine import Engine
 from novapulse.execution.paper import PaperExecutor
-from novapulse.indicators import PairIndicators
 from novapulse.market import kraken_protocol as kp
-from novapulse.market.candle_files import load_candles
 from novapulse.market.kraken_ws import KrakenWsClient
 from novapulse.models import Candle
-from novapulse.strategies import BULLISH, Signal
 from novapulse.thoughts import ThoughtLog
+from support.engine_fixtures import ETH_CANDLES, AlwaysBullish
 
 HOUR = 3600
 T0 = 1_515_600_000 - 1_515_600_000 % HOUR
-CANDLES = load_candles(Path(__file__).resolve().parents[2] / "data" / "sample"
-                       / "ETH_BTC-5m.csv.gz")
+CANDLES = ETH_CANDLES
 
 
 def hourly(ts: int) -> Candle:
@@ -52,18 +48,13 @@ def test_a_candle_closed_on_time_is_fresh() -> None:
     assert closed == [pytest.approx(0.4, abs=1e-6)]
 
 
-class Bullish:
-    name = "always_bullish"
-
-    def evaluate(self, ind: PairIndicators, candle: Candle) -> Signal | None:
-        return Signal(self.name, BULLISH, 0.9, "test")
 
 
 def engine_with(stale_after: int) -> Engine:
     base = Config()
     config = base.model_copy(update={"risk": base.risk.model_copy(
         update={"stale_data_seconds": stale_after})})
-    engine = Engine(config, PaperExecutor(0.0026, 5), ThoughtLog(100), strategies=[Bullish()])
+    engine = Engine(config, PaperExecutor(0.0026, 5), ThoughtLog(100), strategies=[AlwaysBullish()])
     for candle in CANDLES[:100]:
         engine.warm_up(candle)
         engine.warm_up(replace(candle, pair="LTC/BTC"))

@@ -3,35 +3,23 @@ no order; entries, exits, restore after a crash without duplicates."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
 from novapulse.config import Config, QuietHours
 from novapulse.engine import Engine
 from novapulse.execution.paper import PaperExecutor
-from novapulse.indicators import PairIndicators
-from novapulse.market.candle_files import load_candles
 from novapulse.models import Candle, OrderKind, TradeStatus
 from novapulse.order_ids import client_order_id_for
 from novapulse.risk import PausedBy
-from novapulse.strategies import BULLISH, Signal
 from novapulse.thoughts import ThoughtLog
+from support.engine_fixtures import ETH_CANDLES, AlwaysBullish
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "sample" / "ETH_BTC-5m.csv.gz"
-CANDLES = load_candles(SAMPLE)
+CANDLES = ETH_CANDLES
 WARMUP = 150
 
 
-@dataclass
-class AlwaysBullish:
-    """A real strategy that wants in on every candle: the gates alone decide."""
-
-    name: str = "always_bullish"
-
-    def evaluate(self, ind: PairIndicators, candle: Candle) -> Signal | None:
-        return Signal(self.name, BULLISH, 1.0, "test strategy always buys")
 
 
 def make_engine(config: Config | None = None, *, default: bool = False) -> Engine:

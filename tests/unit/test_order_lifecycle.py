@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import replace
 
 import pytest
 
 from novapulse.config import Config
 from novapulse.engine import MAX_EXIT_RETRIES, Engine
 from novapulse.execution.venue import ErrorClass, OrderIntent, OrderReport, OrderState
-from novapulse.indicators import PairIndicators
-from novapulse.market.candle_files import load_candles
-from novapulse.models import Candle, OrderKind, OrderStatus, TradeStatus
-from novapulse.strategies import BULLISH, Signal
+from novapulse.models import OrderKind, OrderStatus, TradeStatus
 from novapulse.thoughts import ThoughtLog
+from support.engine_fixtures import ETH_CANDLES, AlwaysBullish
 
-CANDLES = load_candles(Path(__file__).resolve().parents[2] / "data" / "sample"
-                       / "ETH_BTC-5m.csv.gz")
+CANDLES = ETH_CANDLES
 WARMUP = 150
 
 
-@dataclass
-class AlwaysBullish:
-    name: str = "always_bullish"
-
-    def evaluate(self, ind: PairIndicators, candle: Candle) -> Signal | None:
-        return Signal(self.name, BULLISH, 1.0, "test strategy always buys")
 
 
 def deferred_engine(config: Config | None = None) -> Engine:
