@@ -151,6 +151,10 @@ class BotRunner:
             self.thoughts.subscribe(self.telegram.on_thought)
         self.api: ApiServer | None = None
         self._heartbeat: asyncio.Task[None] | None = None
+        # The confidence model (runbook 8): loaded now, never fatal; a soft part below.
+        from novapulse.ml.runtime import MLRuntime
+
+        self.ml = MLRuntime(config, self.engine, lambda: self.store)
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -317,7 +321,8 @@ class BotRunner:
                       asyncio.create_task(self.live.reconcile_forever(), name="reconcile")]
         # Not among `tasks`: a soft dependency ending, for whatever reason, stops nothing.
         soft = [asyncio.create_task(part.run(), name=name)
-                for name, part in (("analytics", self.analytics), ("telegram", self.telegram))
+                for name, part in (("analytics", self.analytics), ("telegram", self.telegram),
+                                   ("ml", self.ml))
                 if part is not None]
         stop_wait = asyncio.create_task(self.stopping.wait())
         lock_lost = asyncio.create_task(store.instance_lock_lost.wait())

@@ -22,22 +22,29 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("novapulse.service")
 
-NOT_BUILT_ML = ("not built yet: this version loads no model, signals go without model "
-                "confidence (ml.enabled is ignored)")
+NOT_BUILT_ML = "no model loaded"
 
 
 def soft_parts_status(config: Config, analytics: AnalyticsHealth | None = None,
-                      ) -> dict[str, Any]:
+                      ml: dict[str, Any] | None = None) -> dict[str, Any]:
     """Analytics as its sink last found OpenSearch (null until it tried, or when disabled),
-    with the reason and the drop count; the model does not exist yet, so it is neither ok nor
-    failing (null) and the detail says why, instead of a health nobody checked."""
+    with the reason and the drop count; the model as `ml_status` says."""
     return {
         "analytics_ok": None if analytics is None else analytics.ok,
         "analytics_detail": "disabled" if analytics is None else analytics.detail,
         "analytics": None if analytics is None else analytics.as_dict(),
-        "ml_ok": None,
-        "ml_detail": NOT_BUILT_ML if config.ml.enabled else "disabled",
+        **ml_status(config, ml),
     }
+
+
+def ml_status(config: Config, ml: dict[str, Any] | None) -> dict[str, Any]:
+    """The model as runbook 8 wants it seen: ml_ok true when it loaded and predicts (applied
+    or shadow), false when it failed (with the reason), null when disabled."""
+    if not config.ml.enabled or ml is None or ml.get("state") == "disabled":
+        return {"ml_ok": None, "ml_detail": "disabled" if not config.ml.enabled else
+                (ml or {}).get("reason", NOT_BUILT_ML), "ml": ml}
+    return {"ml_ok": ml["state"] in ("ok", "shadow"), "ml_detail": f"{ml['state']}: "
+            f"{ml['reason']}", "ml": ml}
 
 
 def trade_to_dict(trade: Trade) -> dict[str, Any]:
@@ -108,7 +115,8 @@ class BotService:
             "exchange": self._exchange(),
             "db_ok": runner.db_ok(),
             **soft_parts_status(runner.config,
-                                None if runner.analytics is None else runner.analytics.health()),
+                                None if runner.analytics is None else runner.analytics.health(),
+                                runner.ml.status()),
             "telegram": None if runner.telegram is None else runner.telegram.health().as_dict(),
             "version": __version__,
             "instance": runner.instance_name,
@@ -211,6 +219,10 @@ class BotService:
         """Without `by`, lifts any pause (an admin's act); with it, only that party's pause."""
         async with self._control_lock:
             return self._runner.engine.resume(time.time(), by)
+
+    async def ml_retrain(self) -> dict[str, Any]:
+        """Retrain the confidence model now from the stored labelled samples (runbook 8)."""
+        return await self._runner.ml.retrain_now("manual")
 
     async def close_all(self) -> list[str]:
         """Send an exit for every position held and store the intent (paper: the fills). The

@@ -1,5 +1,5 @@
 """`/api/v1/status` tells the truth about the parts it cannot vouch for: analytics is null
-until OpenSearch was tried, the model is not built yet (null, with the reason), and the
+until OpenSearch was tried, a model that failed to load is false with the reason, and the
 database is ok only if it answered within the last seconds."""
 
 from __future__ import annotations
@@ -17,13 +17,16 @@ def status_with(**sections: Any) -> dict[str, Any]:
     return runner.service.status()
 
 
-def test_enabled_analytics_is_not_ok_before_it_tried_and_the_model_is_not_built() -> None:
+def test_enabled_analytics_is_not_ok_before_it_tried_and_a_missing_model_says_so(
+        tmp_path: Any) -> None:
     status = status_with(analytics={"enabled": True, "url": "http://127.0.0.1:9"},
-                         ml={"enabled": True})
-    assert status["analytics_ok"] is None and status["ml_ok"] is None
+                         ml={"enabled": True, "model_path": str(tmp_path / "absent.tflite")})
+    assert status["analytics_ok"] is None and status["ml_ok"] is False
     assert status["analytics_detail"].startswith("connecting to http://127.0.0.1:9")
     assert status["analytics"]["dropped"] == 0
-    assert status["ml_detail"].startswith("not built yet")
+    assert status["ml_detail"].startswith("failed: model file")
+    assert "absent.tflite missing" in status["ml_detail"]
+    assert status["ml"]["state"] == "failed" and status["ml"]["version"] is None
 
 
 def test_disabled_analytics_and_model_say_disabled() -> None:

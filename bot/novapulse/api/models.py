@@ -106,6 +106,9 @@ class Status(_Model):
     telegram: TelegramOut | None = Field(None, description="null while Telegram is disabled")
     ml_ok: bool | None = Field(description="null while the model is disabled or not built")
     ml_detail: str = Field(description="Why ml_ok is what it is")
+    ml: dict[str, Any] | None = Field(
+        None, description="The model: state, mode (applied|shadow), version, trained_at, "
+        "samples, validation_score, learner, last_retrain (docs/ml.md)")
     version: str
     instance: str
     uptime_s: float
@@ -236,6 +239,15 @@ class ResolveRequest(_Model):
     exit_price: float = Field(gt=0, description="The price the position really left at")
     fee: float = Field(0.0, ge=0, description="The exit's fee, in the account currency")
     note: str = Field("", max_length=500)
+
+
+class MLRetrainResult(_Model):
+    accepted: bool = Field(description="True when a new model was installed")
+    reason: str
+    trigger: str
+    samples: int | None = None
+    at: float
+    seconds: float
 
 
 class ClosedAll(_Model):

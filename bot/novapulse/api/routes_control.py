@@ -14,6 +14,7 @@ from novapulse.api.models import (
     ClosedAll,
     ControlResult,
     ErrorBody,
+    MLRetrainResult,
     PauseRequest,
     ResolveRequest,
     StrategySwitch,
@@ -117,6 +118,12 @@ def control_router(ctx: ApiContext) -> APIRouter:
     async def close_all(_: AdminCaller) -> Any:
         """Close every open position now; returns the ids of the trades closed."""
         return {"closed": await gateway.run(service.close_all)}
+
+    @router.post("/ml/retrain", response_model=MLRetrainResult)
+    async def ml_retrain(_: AdminCaller) -> Any:
+        """Retrain the confidence model now from the stored labelled samples; a model worse
+        than the current one on the same held-out samples is refused (runbook 8)."""
+        return await gateway.run(service.ml_retrain)
 
     @router.post("/trades/{trade_id}/resolve", response_model=TradeOut,
                  openapi_extra=RESOLVE_BODY,
