@@ -39,9 +39,9 @@ from novapulse.config import AnalyticsConfig
 from novapulse.models import Candle, Order, Thought, Trade
 
 log = logging.getLogger("novapulse.analytics")
-# opensearch-py logs every request at INFO: a line a second while healthy. Its warnings (each
-# failed request) stay; ours say what failed and what to check.
-logging.getLogger("opensearch").setLevel(logging.WARNING)
+# opensearch-py logs every request at INFO (a line a second while healthy) and every failed
+# one with a traceback at WARNING; the sink's own lines say what failed and what to check.
+logging.getLogger("opensearch").setLevel(logging.ERROR)
 
 # The same failure is logged again at most this often (with what was dropped meanwhile).
 REPEAT_LOG_SECONDS = 60.0
