@@ -172,7 +172,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         running = (snapshot.get("status") or {}).get("effectiveMode") is not None
         view = await autopilot.poll(snapshot, state.kube()) if running else None
         emit = _emitter(body, logger)
-        state.accounts.observe(kwargs["indices"][ACCOUNTS_INDEX])
+        state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
             snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote
             new: dict[str, Any] = dict(snapshot.get("status") or {})

@@ -166,15 +166,23 @@ class Pilot:
             await client.patch_status(API_VERSION, PLURAL, owner.namespace, owner.name,
                                       {"status": {"remediation": new_rem}})
             self._written[uid] = new_rem
-            outcomes = [await self._act(body, client, a) for a in decision.actions]
-            for action, outcome in zip(decision.actions, outcomes, strict=True):
-                failed = outcome.startswith("failed")
-                emit(Warning if failed or action.kind == autopilot.RESTART_POD else "Normal",
+            retry: list[Action] = []
+            for action in decision.actions:
+                outcome = await self._act(body, client, action)
+                if outcome.startswith("failed"):
+                    # Not done: it stays pending and is tried again next round.
+                    retry.append(action)
+                    emit(Warning, "RemediationFailed", f"{action.message}: {outcome}; "
+                         "tried again")
+                    metrics.REMEDIATIONS.labels(action.kind, "failed").inc()
+                    continue
+                emit(Warning if action.kind == autopilot.RESTART_POD else "Normal",
                      action.reason, f"{action.message} ({outcome})")
-                metrics.REMEDIATIONS.labels(action.kind, "failed" if failed else "done").inc()
+                metrics.REMEDIATIONS.labels(action.kind, "done").inc()
                 entries.append(autopilot.history_entry(action, outcome, now))
             new_rem["history"] = autopilot.with_history(remediation, entries)
-            new_rem["pending"] = None  # done: null it, whatever the watch has shown us yet
+            # Done: null it, whatever the watch has shown us yet; failed ones stay.
+            new_rem["pending"] = [a.as_dict() for a in retry] or None
         self._written[uid] = {k: v for k, v in new_rem.items() if v is not None}
         out: dict[str, Any] = {"remediation": new_rem}
         out["conditions"] = self._conditions(prev, view, running, new_rem, now)
