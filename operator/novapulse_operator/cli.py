@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="liveness endpoint URL ('' disables)")
     run.add_argument("--metrics-port", type=int, default=9090, help="0 disables")
     run.add_argument("--resync-seconds", type=float, default=30.0)
+    run.add_argument("--bot-poll-seconds", type=float, default=5.0,
+                     help="how often the auto-pilot polls each bot's API")
     run.add_argument("--flat-wait-seconds", type=float, default=60.0,
                      help="on deletion, how long to wait for close_all to make the bot flat")
     run.add_argument("--bot-endpoint-template", default=botapi.DEFAULT_ENDPOINT_TEMPLATE,
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> None:
         resync_seconds=args.resync_seconds,
         endpoint_template=args.bot_endpoint_template,
         flat_wait_seconds=args.flat_wait_seconds,
+        bot_poll_seconds=args.bot_poll_seconds,
         peering_name=args.peering_name,
         priority=args.priority,
         metrics_port=args.metrics_port,
