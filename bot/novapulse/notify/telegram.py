@@ -193,10 +193,11 @@ class TelegramBot:
                 for chat_id in sorted(self.allowed):
                     await self._api.send_message(chat_id, text)
             except TelegramError as exc:
-                self._failed(exc)
-                if exc.problem is TelegramProblem.REFUSED:  # this message will never go
+                if exc.problem is TelegramProblem.REFUSED:  # this one will never go; not an
+                    log.warning("telegram: notification not delivered: %s", exc)  # outage
                     self._drop_first()
                     continue
+                self._failed(exc)
                 await self._back_off(exc)
                 continue
             self._answered()
