@@ -7,6 +7,7 @@ never logged."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -74,11 +75,9 @@ class FakeBotApi:
             return [u for u in self.updates if u["update_id"] >= offset]
 
         async with self._new:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._new.wait_for(lambda: bool(pending())),
                                        float(payload.get("timeout", 0)))
-            except TimeoutError:
-                pass
             return web.json_response({"ok": True, "result": pending()})
 
 
