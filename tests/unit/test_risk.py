@@ -310,3 +310,13 @@ def test_entries_and_the_risk_report_are_one_definition(
     else:
         assert (verdict.allowed, str(verdict.gate), verdict.message) == (
             False, first["gate"], first["message"])
+
+
+def test_the_operator_lifts_its_own_and_the_breakers_pause_never_a_humans() -> None:
+    rm = manager()
+    rm.pause_trading("WebSocket disconnected for 301s", PausedBy.CIRCUIT_BREAKER, NOON)
+    rm.pause_trading("feed down", PausedBy.OPERATOR, NOON)
+    rm.pause_trading("reviewing", PausedBy.MANUAL, NOON)
+    lifted = rm.resume_trading(10_000.0, by=PausedBy.OPERATOR)
+    assert {h.by for h in lifted} == {PausedBy.OPERATOR, PausedBy.CIRCUIT_BREAKER}
+    assert [h.by for h in rm.pauses.holds] == [PausedBy.MANUAL]

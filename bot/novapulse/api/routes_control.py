@@ -99,9 +99,10 @@ def control_router(ctx: ApiContext) -> APIRouter:
                                   "description": "X-Paused-By: operator, but someone else "
                                                  "paused"}})
     async def resume(caller: AdminCaller, paused_by: PausedByHeader = None) -> Any:
-        """Lift every pause (an admin's resume). With `X-Paused-By: operator`, only the pause the
-        operator made: any other pause holds, and `paused` stays true. 409 when the operator
-        held no pause and someone else does."""
+        """Lift every pause (an admin's resume). With `X-Paused-By: operator`, only the
+        operator's and the feed circuit breaker's pauses: a manual or risk-rule pause holds, and
+        `paused` stays true. 409 when there was nothing of those to lift and someone else holds
+        a pause."""
         by = _party(caller, paused_by)
 
         async def act() -> dict[str, Any]:

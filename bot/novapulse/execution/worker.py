@@ -117,7 +117,8 @@ class ExecutionWorker:
         return report
 
     def _not_answering(self, message: str) -> None:
-        if not self._unavailable and self.on_venue_health is not None:
+        # Said on every failure (the pause is idempotent): a pause lifted meanwhile comes back.
+        if self.on_venue_health is not None:
             self.on_venue_health(ErrorClass.UNAVAILABLE, message)
         self._unavailable = True
 

@@ -82,13 +82,17 @@ class Pauses:
         return True
 
     def lift(self, by: PausedBy | None) -> list[PauseHold]:
-        """Lift `by`'s slot, or every slot when `by` is None; returns what was lifted."""
+        """Lift `by`'s slot, or every slot when `by` is None; returns what was lifted. The
+        operator also lifts the circuit breaker's pause: runbook 2's manual resume once the
+        feed is back, automated (the breaker pauses again if the feed is still down). It never
+        lifts a manual or a risk-rule pause."""
         if by is None:
             lifted = self.holds
             self._holds.clear()
             return lifted
-        hold = self._holds.pop(by, None)
-        return [] if hold is None else [hold]
+        parties = (PausedBy.OPERATOR, PausedBy.CIRCUIT_BREAKER) if by is PausedBy.OPERATOR \
+            else (by,)
+        return [hold for party in parties if (hold := self._holds.pop(party, None)) is not None]
 
     def snapshot(self) -> list[dict[str, object]]:
         return [{"by": str(h.by), "reason": h.reason, "since": h.since} for h in self.holds]
