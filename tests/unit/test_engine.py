@@ -139,6 +139,9 @@ def test_circuit_breaker_pause_is_named() -> None:
     engine = make_engine()
     engine.pause("WebSocket disconnected for 301s", PausedBy.CIRCUIT_BREAKER, 0)
     assert_blocked(engine, "Trading paused (circuit_breaker): WebSocket disconnected for 301s")
+    engine.pause("reviewing", PausedBy.MANUAL, 0)
+    assert engine.resume(1, by=PausedBy.OPERATOR) is True  # the feed is back: the breaker's
+    assert engine.risk.pause.paused_by is PausedBy.MANUAL  # ...but never the human's
     assert engine.resume(1, by=PausedBy.OPERATOR) is False
     assert engine.resume(1) is True
 
