@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/strategy_throughput.py
 	$(BIN)/python bench/operator_scale.py
 	$(BIN)/python bench/venue_latency.py
+	$(BIN)/python bench/analytics_latency.py
 	$(BIN)/python bench/ml_model.py
 
 # The CRD's spec.config schema comes from the bot's config model; a test fails when stale.

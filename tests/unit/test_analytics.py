@@ -139,3 +139,16 @@ def test_hand_offs_never_wait_and_respect_the_bound() -> None:
         sink.candle(Candle("ETH/BTC", i * 300, 1.0, 1.0, 1.0, 1.0, 1.0))
     health = sink.health()
     assert (health.buffered, health.dropped, health.ok) == (100, 150, None)
+
+
+def test_a_bulk_body_is_valid_ndjson_whatever_the_numbers() -> None:
+    import json
+
+    from novapulse.analytics.sink import bulk_body
+
+    doc = thought_doc(Thought(1.7e9, "entry", "x", None, {"score": math.inf}))
+    lines = bulk_body("np", [doc, candle_doc(Candle("ETH/BTC", 0, 1, 1, 1, 1, math.nan))])
+    parsed = [json.loads(line) for line in lines.splitlines()]
+    assert parsed[0] == {"index": {"_index": "np-thoughts-2023.11.14"}}
+    assert parsed[1]["data"] == {"score": None} and parsed[3]["volume"] is None
+    assert parsed[2]["index"]["_id"] == "ETH/BTC-0"

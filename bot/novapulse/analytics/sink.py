@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
@@ -21,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from opensearchpy import AsyncOpenSearch
+from opensearchpy import exceptions as os_errors
 
 from novapulse.analytics.buffer import DropOldestBuffer
 from novapulse.analytics.documents import (
@@ -78,10 +80,31 @@ class AnalyticsHealth:
                 "rejected": self.rejected, "retention": self.retention}
 
 
-def _finite(body: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no NaN or infinity: such numbers go as null."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-            for k, v in body.items()}
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: such numbers go as null, at any depth."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+BULK_FILTER = "errors,items.*.status,items.*._index,items.*.error"
+
+
+def bulk_body(prefix: str, batch: list[Doc]) -> str:
+    """The bulk request's NDJSON: an action line and a source line per document."""
+    lines = []
+    for doc in batch:
+        action: dict[str, Any] = {"_index": index_name(prefix, doc.kind, doc.ts)}
+        if doc.doc_id is not None:
+            action["_id"] = doc.doc_id
+        lines.append(json.dumps({"index": action}, separators=(",", ":")))
+        lines.append(json.dumps(_finite(doc.body), separators=(",", ":"), default=str,
+                                allow_nan=False))
+    return "\n".join(lines) + "\n"
 
 
 class AnalyticsSink:
@@ -270,19 +293,23 @@ class AnalyticsSink:
     async def _send(self, batch: list[Doc]) -> bool:
         client = self._client
         assert client is not None
-        prefix = self.config.index_prefix
-        body: list[dict[str, Any]] = []
-        for doc in batch:
-            action: dict[str, Any] = {"_index": index_name(prefix, doc.kind, doc.ts)}
-            if doc.doc_id is not None:
-                action["_id"] = doc.doc_id
-            body += [{"index": action}, _finite(doc.body)]
         try:
-            response = await asyncio.wait_for(client.bulk(body=body),
-                                              self.config.request_timeout_seconds + 1)
+            # Serialised off the event loop, and only what `_settle` reads comes back: a
+            # batch never holds the decision loop for the milliseconds its JSON takes.
+            body = await asyncio.to_thread(bulk_body, self.config.index_prefix, batch)
+            response = await asyncio.wait_for(
+                client.bulk(body=body, filter_path=BULK_FILTER),
+                self.config.request_timeout_seconds + 1)
         except asyncio.CancelledError:
             self._buffer.put_back(batch)
             raise
+        except os_errors.RequestError as exc:  # 400 for the request as a whole: never
+            self.rejected += len(batch)  # going to land, so not retried forever
+            self.last_rejection = f"a bulk request refused as a whole: {exc.error}"
+            self._log_once("bulk400", logging.ERROR, "analytics: OpenSearch refused a bulk "
+                           "request of %d documents (400 %s); they are dropped", len(batch),
+                           exc.error)
+            return True
         except Exception as exc:
             self._buffer.put_back(batch)
             self._failed(describe(exc, self.url, self.config.request_timeout_seconds))
