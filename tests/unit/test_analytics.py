@@ -4,6 +4,7 @@ retention policy, and one clear sentence for each way OpenSearch fails (runbook 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from opensearchpy import exceptions as os_errors
@@ -152,3 +153,41 @@ def test_a_bulk_body_is_valid_ndjson_whatever_the_numbers() -> None:
     assert parsed[0] == {"index": {"_index": "np-thoughts-2023.11.14"}}
     assert parsed[1]["data"] == {"score": None} and parsed[3]["volume"] is None
     assert parsed[2]["index"]["_id"] == "ETH/BTC-0"
+
+
+class _Transport:
+    """Answers the ISM policy paths like an OpenSearch with the plugin would."""
+
+    def __init__(self, installed: dict[str, Any] | None) -> None:
+        self.installed = installed
+        self.calls: list[tuple[str, str, dict[str, Any] | None]] = []
+
+    async def perform_request(self, method: str, path: str, body: Any = None,
+                              params: dict[str, Any] | None = None) -> Any:
+        self.calls.append((method, path, params))
+        if method == "GET":
+            if self.installed is None:
+                raise os_errors.NotFoundError(404, "status_exception", {"error": {
+                    "type": "status_exception", "reason": "Policy not found"}})
+            return self.installed
+        self.installed = {**body, "_seq_no": 7, "_primary_term": 1}
+        return {"_id": path.rsplit("/", 1)[-1]}
+
+
+class _Client:
+    def __init__(self, transport: _Transport) -> None:
+        self.transport = transport
+
+
+async def test_the_ism_policy_is_installed_then_updated_in_place_when_the_age_changes() -> None:
+    from novapulse.analytics.retention import Retention, install_retention
+
+    transport = _Transport(None)
+    assert await install_retention(_Client(transport), "np", 30) is Retention.ISM  # type: ignore[arg-type]
+    assert transport.calls[-1] == ("PUT", "/_plugins/_ism/policies/np-retention", None)
+    assert await install_retention(_Client(transport), "np", 30) is Retention.ISM  # type: ignore[arg-type]
+    assert transport.calls[-1][0] == "GET"  # unchanged: left alone
+    assert await install_retention(_Client(transport), "np", 7) is Retention.ISM  # type: ignore[arg-type]
+    assert transport.calls[-1] == ("PUT", "/_plugins/_ism/policies/np-retention",
+                                   {"if_seq_no": 7, "if_primary_term": 1})
+    assert policy_age(transport.installed or {}) == "7d"
