@@ -23,6 +23,13 @@ ANNOTATION_PREFIX = "novapulse.io"
 RESOURCE = (GROUP, VERSION, PLURAL)
 SETTLED_PHASES = ("Running", "Suspended")  # a resync of these only corrects drift
 SETTLED_FACTOR = 10
+# Set once the delete handler has paused the bot (and closed or left its positions): kopf may
+# call the handler again after that, and a finished teardown must not pause the bot twice.
+TEARDOWN_ANNOTATION = f"{ANNOTATION_PREFIX}/teardown"
+TEARDOWN_DONE = "done"
+# How often kopf checks whether a resync caught mid-run by a deletion has exited (default 60 s):
+# the finalizer stays until it has, and no watch event may come to wake kopf earlier.
+TIMER_EXIT_POLL_SECONDS = 1.0
 ACCOUNTS_INDEX = "exchange_accounts"  # kopf passes the index to handlers under this name
 
 
@@ -89,6 +96,7 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
         prefix=ANNOTATION_PREFIX)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     settings.peering.priority = cfg.priority
     settings.posting.reporting_component = "novapulse-operator"
     settings.posting.level = logging.INFO
@@ -200,6 +208,10 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                      **_: Any) -> None:
+        if body.metadata.annotations.get(TEARDOWN_ANNOTATION) == TEARDOWN_DONE:
+            # kopf forgets a finished delete handler at once but keeps the finalizer while
+            # a resync runs on; each event until then would call this handler again.
+            return
         emit = _emitter(body, logger)
         now = datetime.now(UTC)
         conditions = body.status.get("conditions") or []
@@ -215,6 +227,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 int(body.metadata.get("generation") or 0), now)
             emit("Warning", reason, f"deletion held: {message}")
             raise kopf.TemporaryError(message, delay=cfg.delete_retry_seconds) from exc
+        patch.metadata.annotations[TEARDOWN_ANNOTATION] = TEARDOWN_DONE
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)

@@ -4,6 +4,11 @@ The emulator stores objects as sent. `ClusterLikeEmulator` adds only what every 
 does on write and the operator relies on (uid, resourceVersion, creationTimestamp,
 generation bumped on spec changes, generateName, stringData → data), so the tests keep to
 what a real cluster would show. No defaulting, no controllers, no garbage collection.
+
+Resource versions are consistent as on a real server: every write gets a new one, a list
+reports the version it shows, a watch from that version sends nothing older, and a JSON
+patch whose "test" of the version fails is refused with 422. kopf relies on this: after its
+own patch it waits for the event of the version it made, and never acts on an older one.
 Used by the operator's integration tests and by bench/operator_scale.py.
 """
 
@@ -15,8 +20,11 @@ import datetime
 import secrets
 import threading
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
+import attrs
+import jsonpatch
 import kmock
 from kmock._internal import enums, rendering
 
@@ -33,36 +41,97 @@ RESOURCES = {
     "networking.k8s.io/v1/networkpolicies": ("NetworkPolicy", True),
 }
 VERBS = {"get", "list", "watch", "create", "patch", "update", "delete"}
+WRITES = (enums.action.CREATE, enums.action.UPDATE, enums.action.DELETE)
+
+
+@attrs.frozen
+class JsonPatchTestFailed(kmock.KubernetesError):
+    """The API server's answer to a JSON patch whose "test" op fails (kmock would answer
+    500, which kopf retries unchanged instead of re-reading the object)."""
+
+    status: int = 422
+    reason: str = "Invalid"
+    message: str = "the object has changed since the version the JSON patch tests"
+
+
+def _version(value: Any) -> int | None:
+    return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
 class ClusterLikeEmulator(kmock.KubernetesEmulator):
     """The emulator plus the write-time bookkeeping of a real API server (see module doc)."""
 
     _inflight: set[int]
+    _resource_version: int
+    _write_lock: asyncio.Lock
     hold_creates_of: str | None = None  # a plural whose creation blocks until released
     release: asyncio.Event | None = None
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
         self._inflight = set()
+        self._resource_version = 0
+        self._write_lock = asyncio.Lock()
 
     async def _handle(self, request: rendering.Request) -> Any:
         self._inflight.add(id(request))
-        if request.resource is not None and isinstance(request.data, dict):
-            if request.action == enums.action.CREATE:
-                self._on_create(request.data)
-                if self.hold_creates_of == request.resource.plural and self.release:
-                    await self.release.wait()
-            elif request.action == enums.action.UPDATE and "spec" in request.data:
-                key = (request.resource, request.namespace, request.name)
-                if key in self.objects and not self.objects[key].deleted:
-                    gen = int(self.objects[key].get("metadata", {}).get("generation") or 1)
-                    request.data.setdefault("metadata", {})["generation"] = gen + 1
         try:
-            return await super()._handle(request)
+            if request.resource is None:
+                return await super()._handle(request)
+            if (request.action == enums.action.CREATE and self.release
+                    and self.hold_creates_of == request.resource.plural):
+                await self.release.wait()
+            if request.action not in (*WRITES, enums.action.LIST):
+                return await super()._handle(request)
+            # Writes one at a time, and lists between them: a list's version covers exactly
+            # the writes it shows.
+            async with self._write_lock:
+                if request.action in WRITES:
+                    self._stamp(request)
+                return await super()._handle(request)
+        except jsonpatch.JsonPatchTestFailed:
+            raise JsonPatchTestFailed() from None
         finally:
             self._inflight.discard(id(request))
             self._forget_finished_requests()
+
+    def _stamp(self, request: rendering.Request) -> None:
+        """Write-time bookkeeping of an API server, and a new resourceVersion."""
+        self._resource_version += 1
+        version = str(self._resource_version)
+        key: Any = (request.resource, request.namespace, request.name)
+        stored = self.objects[key] if key in self.objects else None  # noqa: SIM401 (no .get)
+        if stored is not None and stored.deleted:
+            stored = None
+        if request.action == enums.action.CREATE and isinstance(request.data, dict):
+            self._on_create(request.data, version)
+        elif request.action == enums.action.UPDATE and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            meta["resourceVersion"] = version
+            if "spec" in request.data and stored is not None:
+                meta["generation"] = int(stored.get("metadata", {}).get("generation") or 1) + 1
+        elif request.action == enums.action.UPDATE and isinstance(request.data, list):
+            # A JSON patch (kopf's finalizers): its "test" of the old version runs first.
+            request.data.append({"op": "add", "path": "/metadata/resourceVersion",
+                                 "value": version})
+        elif request.action == enums.action.DELETE and stored is not None:
+            # Both outcomes (deletionTimestamp set, or gone) are events with this version.
+            stored.patch({"metadata": {"resourceVersion": version}})
+
+    async def _serve_list(self, request: rendering.Request) -> Any:
+        listing: dict[str, Any] = dict(await super()._serve_list(request))  # type: ignore[arg-type]
+        listing["metadata"] = {"resourceVersion": str(self._resource_version)}
+        return listing
+
+    async def _serve_watch(self, request: rendering.Request) -> AsyncIterator[Any]:
+        since = _version(request.params.get("resourceVersion"))
+        async for event in super()._serve_watch(request):
+            if since is not None and isinstance(event, dict):
+                seen = _version(event.get("object", {}).get("metadata", {}).get(
+                    "resourceVersion"))
+                if seen is not None and seen <= since:
+                    continue  # the list this watch continues already showed it
+            yield event
 
     def _forget_finished_requests(self) -> None:
         """kmock logs every request for assertions and matches each new request by scanning
@@ -73,12 +142,12 @@ class ClusterLikeEmulator(kmock.KubernetesEmulator):
             payload._requests.clear()
 
     @staticmethod
-    def _on_create(obj: dict[str, Any]) -> None:
+    def _on_create(obj: dict[str, Any], version: str) -> None:
         meta = obj.setdefault("metadata", {})
         if not meta.get("name") and meta.get("generateName"):
             meta["name"] = meta["generateName"] + secrets.token_hex(4)
         meta.setdefault("uid", str(uuid.uuid4()))
-        meta.setdefault("resourceVersion", "1")
+        meta["resourceVersion"] = version
         meta.setdefault("generation", 1)
         meta.setdefault("creationTimestamp",
                         datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
