@@ -21,6 +21,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _sample(exposition: str, series: str) -> float | None:
+    """The value of one series in a Prometheus text exposition, None when absent."""
+    for line in exposition.splitlines():
+        name, _, value = line.rpartition(" ")
+        if name == series:
+            return float(value)
+    return None
+
+
 def test_crd_command_prints_the_committed_crd(capsys) -> None:  # type: ignore[no-untyped-def]
     main(["crd"])
     committed = (Path(__file__).resolve().parents[3] / "crds" / "tradingbot.yaml").read_text()
@@ -47,8 +56,14 @@ async def test_operator_process_reconciles_and_serves_health_and_metrics(
                     return None
 
             await eventually(lambda: get(f"http://127.0.0.1:{health}/healthz"), within=10)
-            text = await eventually(lambda: get(f"http://127.0.0.1:{metrics}/metrics"))
-            assert 'novapulse_operator_reconciles_total{result="ok"}' in text
+
+            async def reconciles_ok() -> float | None:
+                # The Deployment is written before the reconcile that wrote it is counted.
+                text = await get(f"http://127.0.0.1:{metrics}/metrics") or ""
+                return _sample(text, 'novapulse_operator_reconciles_total{result="ok"}')
+
+            assert await eventually(reconciles_ok, within=30,
+                                    what="a successful reconcile counted on /metrics") >= 1
     finally:
         proc.terminate()
         _, stderr = await asyncio.wait_for(proc.communicate(), 20)
