@@ -292,6 +292,59 @@ class TelegramConfig(_Section):
         return self
 
 
+class StrategySpec(_Section):
+    """One strategy of the ensemble: a class by import path, its parameters and its weight."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+    class_: str = Field(
+        alias="class", min_length=3, max_length=300,
+        # In the schema (the CRD) only: the loader's own message is the clearer one.
+        json_schema_extra={"pattern": r"^[^:\s]+:[A-Za-z_][A-Za-z0-9_]*$"},
+        description="'package.module:ClassName' or 'file.py:ClassName', e.g. "
+        "'novapulse.strategies.trend:EmaCrossTrend'",
+    )
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="Constructor arguments of the class",
+        validate_default=True,  # the class is built (and checked) without params too
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    weight: float = Field(1.0, ge=0, le=100, description="Vote weight in the ensemble")
+
+    @field_validator("class_")
+    @classmethod
+    def _importable(cls, path: str) -> str:
+        from novapulse.strategies.loader import StrategyLoadError, load_class
+
+        try:
+            load_class(path)
+        except StrategyLoadError as exc:
+            raise _custom_error("strategy_class", exc.message) from exc
+        return path
+
+    @field_validator("params")
+    @classmethod
+    def _buildable(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        path = info.data.get("class_")
+        if path is None:  # the class itself is wrong, and reported as such
+            return params
+        from novapulse.strategies.loader import StrategyLoadError, build_strategy
+
+        try:
+            build_strategy(path, params)
+        except StrategyLoadError as exc:
+            where = exc.part.removeprefix("params").lstrip(".")
+            raise _custom_error("strategy_params",
+                                f"{where}: {exc.message}" if where else exc.message) from exc
+        return params
+
+    def build(self) -> Any:
+        """The strategy instance (a `novapulse.strategies.Strategy`)."""
+        from novapulse.strategies.loader import build_strategy
+
+        return build_strategy(self.class_, self.params)
+
+
 class Config(_Section):
     trading: TradingConfig = Field(default_factory=TradingConfig)
     risk: RiskConfig = Field(default_factory=RiskConfig)
@@ -305,14 +358,37 @@ class Config(_Section):
     database: DatabaseConfig = Field(default_factory=DatabaseConfig)
     instance: InstanceConfig = Field(default_factory=InstanceConfig)
     telegram: TelegramConfig = Field(default_factory=TelegramConfig)
+    strategies: list[StrategySpec] | None = Field(
+        None, max_length=50,
+        description="The ensemble's strategies; unset = the five built-ins with defaults",
+    )
 
     @model_validator(mode="after")
     def _cross_checks(self) -> Config:
+        if self.strategies is not None:
+            self._check_strategies(self.strategies)
         if self.risk.take_profit_pct <= self.risk.stop_loss_pct / 4:
             raise ValueError("risk.take_profit_pct must be more than a quarter of stop_loss_pct")
         if self.feed.reconnect_max_seconds < self.feed.reconnect_initial_seconds:
             raise ValueError("feed.reconnect_max_seconds must be >= reconnect_initial_seconds")
         return self
+
+    def _check_strategies(self, specs: list[StrategySpec]) -> None:
+        """Names unique; each weight given once (`strategies[].weight` fills
+        `ai.strategy_weights`, which the auto-tuner and the guardrail read)."""
+        seen: dict[str, int] = {}
+        weights = self.ai.strategy_weights
+        for index, spec in enumerate(specs):
+            name = spec.build().name
+            if name in seen:
+                raise ValueError(f"strategies.{index}: a second strategy named '{name}' (first "
+                                 f"at strategies.{seen[name]}); give it another params.name")
+            seen[name] = index
+            if name in weights and weights[name] != spec.weight and "weight" in (
+                    spec.model_fields_set):
+                raise ValueError(f"strategies.{index}.weight: {spec.weight:g} conflicts with "
+                                 f"ai.strategy_weights.{name} ({weights[name]:g}); set it once")
+            weights.setdefault(name, spec.weight)
 
 
 class ConfigError(Exception):

@@ -86,7 +86,12 @@ class Engine:
         self.last_price: dict[str, float] = {}
         self.last_candle_ts: dict[str, int] = {}
         self.indicators: dict[str, PairIndicators] = {}
-        strategies = list(strategies) if strategies is not None else default_strategies()
+        if strategies is not None:
+            strategies = list(strategies)
+        elif config.strategies is not None:
+            strategies = [spec.build() for spec in config.strategies]
+        else:
+            strategies = default_strategies()
         self.ensemble = Ensemble(strategies, dict(config.ai.strategy_weights))
         self.book = StrategyBook([s.name for s in strategies], config.ai)
         self.slippage = config.trading.slippage_bps / 10_000.0
