@@ -14,10 +14,11 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import kopf
 
-from novapulse_operator import botapi, crd
+from novapulse_operator import botapi, crd, webhook
 from novapulse_operator.handlers import OperatorConfig, register
 
 
@@ -42,8 +43,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--flat-wait-seconds", type=float, default=60.0,
                      help="on deletion, how long to wait for close_all to make the bot flat")
     run.add_argument("--bot-endpoint-template", default=botapi.DEFAULT_ENDPOINT_TEMPLATE,
-                     help="URL of a bot from {name} and {namespace}; the annotation "
-                     f"{botapi.ENDPOINT_ANNOTATION} overrides it per bot")
+                     help="URL of a bot from {name} and {namespace}")
+    run.add_argument("--allow-bot-endpoint-annotation", action="store_true",
+                     help=f"honour the annotation {botapi.ENDPOINT_ANNOTATION} (local runs and "
+                     "tests only: the bot's admin key is sent wherever it points); without "
+                     "this flag it is ignored with a Warning Event")
+    run.add_argument("--webhook-port", type=int, default=0,
+                     help="serve the validating admission webhook (HTTPS) here; 0 disables")
+    run.add_argument("--webhook-cert-dir", type=Path, default=Path("/etc/novapulse/webhook"),
+                     help=f"holds the webhook's {webhook.CERT_FILE} and {webhook.KEY_FILE}")
     run.add_argument("--verbose", "-v", action="store_true")
     sub.add_parser("crd", help="print the TradingBot CRD (YAML)")
     return parser
@@ -55,11 +63,14 @@ def run(args: argparse.Namespace) -> None:
     cfg = OperatorConfig(
         resync_seconds=args.resync_seconds,
         endpoint_template=args.bot_endpoint_template,
+        allow_endpoint_annotation=args.allow_bot_endpoint_annotation,
         flat_wait_seconds=args.flat_wait_seconds,
         bot_poll_seconds=args.bot_poll_seconds,
         peering_name=args.peering_name,
         priority=args.priority,
         metrics_port=args.metrics_port,
+        webhook=webhook.WebhookConfig(port=args.webhook_port, cert_dir=args.webhook_cert_dir)
+        if args.webhook_port else None,
     )
     registry = kopf.OperatorRegistry()
     register(registry, cfg)

@@ -13,7 +13,7 @@ from typing import Any
 
 import kopf
 
-from novapulse_operator import botapi, metrics, pilot, reconcile, status, teardown
+from novapulse_operator import botapi, metrics, pilot, reconcile, status, teardown, webhook
 from novapulse_operator.account_book import AccountBook, index_entries
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.spec import GROUP, PLURAL, VERSION
@@ -50,6 +50,9 @@ class OperatorConfig:
     bot_poll_seconds: float = 5.0  # the auto-pilot looks at each bot this often
     status_refresh_seconds: float = 30.0  # equity, PnL, feed age written at most this often
     poll_concurrency: int = 64
+    # Honour novapulse.io/bot-endpoint (local runs, tests): the admin key goes where it points.
+    allow_endpoint_annotation: bool = False
+    webhook: webhook.WebhookConfig | None = None  # the admission webhook's server; None: off
 
 
 @dataclass
@@ -60,6 +63,7 @@ class _State:
     last_resync: dict[str, float] = field(default_factory=dict)
     accounts: AccountBook = field(default_factory=AccountBook)
     pilot: pilot.Pilot | None = None
+    endpoint_warned: dict[str, str] = field(default_factory=dict)  # uid → ignored annotation
 
     def kube(self) -> KubeClient:
         if self.client is None:
@@ -110,11 +114,14 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     cancels the operator (cleanup does not run then)."""
     state = _State()
     state.pilot = pilot.Pilot(pilot.PilotSettings(
-        endpoint_template=cfg.endpoint_template, poll_seconds=cfg.bot_poll_seconds,
+        endpoint_template=cfg.endpoint_template,
+        allow_endpoint_annotation=cfg.allow_endpoint_annotation,
+        poll_seconds=cfg.bot_poll_seconds,
         status_refresh_seconds=cfg.status_refresh_seconds, concurrency=cfg.poll_concurrency))
     autopilot = state.pilot
     teardown_settings = teardown.TeardownSettings(
         endpoint_template=cfg.endpoint_template,
+        allow_endpoint_annotation=cfg.allow_endpoint_annotation,
         flat_wait_seconds=cfg.flat_wait_seconds,
         poll_seconds=cfg.poll_seconds,
     )
@@ -123,6 +130,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, cfg)
         metrics.serve(cfg.metrics_port)
+
+    if cfg.webhook is not None:
+        webhook.register(registry, cfg.webhook)
 
     @kopf.on.cleanup(registry=registry)
     async def cleanup(**_: Any) -> None:
@@ -141,9 +151,24 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         """Each bot's exchange-account claim as its status records it (see account_book)."""
         return index_entries(body)
 
+    def check_endpoint(body: kopf.Body, emit: reconcile.Emit) -> None:
+        """A Warning Event, once per value, for an endpoint annotation the operator ignores."""
+        uid = str(body.metadata.uid)
+        ignored = botapi.ignored_override(body.metadata.annotations,
+                                          cfg.allow_endpoint_annotation)
+        if ignored is None:
+            state.endpoint_warned.pop(uid, None)
+        elif state.endpoint_warned.get(uid) != ignored:
+            state.endpoint_warned[uid] = ignored
+            emit("Warning", "BotEndpointIgnored",
+                 f"annotation {botapi.ENDPOINT_ANNOTATION} is ignored: the operator calls the "
+                 "bot (with its admin key) only through its Service unless it was started with "
+                 "--allow-bot-endpoint-annotation (local runs and tests)")
+
     async def run(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                   indices: Mapping[str, Any]) -> None:
         uid = str(body.metadata.uid)
+        check_endpoint(body, _emitter(body, logger))
         state.accounts.observe(indices[ACCOUNTS_INDEX])
         async with state.lock(uid):
             # A timer's body is live (kopf updates it in place): decide on one snapshot.
@@ -178,8 +203,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         due = now - state.last_resync.get(uid, 0.0) >= period
         snapshot = copy.deepcopy(dict(body))
         running = (snapshot.get("status") or {}).get("effectiveMode") is not None
-        view = await autopilot.poll(snapshot, state.kube()) if running else None
         emit = _emitter(body, logger)
+        check_endpoint(body, emit)
+        view = await autopilot.poll(snapshot, state.kube()) if running else None
         state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
             snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote
@@ -213,6 +239,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             # a resync runs on; each event until then would call this handler again.
             return
         emit = _emitter(body, logger)
+        check_endpoint(body, emit)
         now = datetime.now(UTC)
         conditions = body.status.get("conditions") or []
         try:
@@ -232,6 +259,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)
         autopilot.forget(str(body.metadata.uid))
+        state.endpoint_warned.pop(str(body.metadata.uid), None)
         state.accounts.forget(str(body.metadata.uid))
 
     return state.close
