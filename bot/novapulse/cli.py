@@ -67,22 +67,46 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_backtest(args: argparse.Namespace) -> int:
-    from novapulse.backtest import ProgressBar, format_summary, load_files, run_backtest
+    from novapulse.backtest import (
+        ProgressBar,
+        format_summary,
+        load_files,
+        parse_duration,
+        quiet_thoughts,
+        run,
+    )
     from novapulse.config import ConfigError, load_config
     from novapulse.market.candle_files import CandleFileError
 
+    try:
+        resume_after = parse_duration(args.resume_after)
+    except ValueError as exc:
+        print(f"novapulse backtest: --resume-after: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         config = load_config(Path(args.config) if args.config else None)
         candles = load_files([Path(p) for p in args.data])
     except (ConfigError, CandleFileError) as exc:
         print(exc, file=sys.stderr)
         return EXIT_CONFIG
+    quiet_thoughts(args.thoughts or args.verbose)
     progress = None if args.no_progress else ProgressBar()
-    summary, _ = run_backtest(config, candles, progress)
+    result = run(config, candles, progress, resume_after=resume_after,
+                 record_prices=args.report is not None)
     if args.json:
-        print(json.dumps(summary.as_dict()))
+        print(json.dumps(result.summary.as_dict()))
     else:
-        print(format_summary(summary))
+        print(format_summary(result.summary))
+    # The report machinery is imported only when asked for: a plain backtest stays lean.
+    if args.report:
+        from novapulse.reports.html import write_report
+
+        print(f"report: {write_report(result, config, Path(args.report))}", file=sys.stderr)
+    if args.export:
+        from novapulse.reports.csv_export import write_trades_csv
+
+        path = write_trades_csv(result, config.trading.account_currency, Path(args.export))
+        print(f"trades: {path}", file=sys.stderr)
     return 0
 
 
@@ -127,6 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--config", help="YAML config file")
     bt.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     bt.add_argument("--no-progress", action="store_true")
+    bt.add_argument("--resume-after", default="4h", metavar="DURATION",
+                    help="lift a risk-rule auto-pause this long (market time) after it began, as "
+                    "a reviewing human would; backtests only. 30m, 4h, 1h30m, 2d or 'never' "
+                    "(default: 4h)")
+    bt.add_argument("--report", metavar="DIR",
+                    help="write a self-contained HTML report (equity, drawdown, trades on "
+                    "price, per pair and per strategy) to DIR/index.html")
+    bt.add_argument("--export", metavar="FILE", help="write every trade to a CSV file")
+    bt.add_argument("--verbose", dest="thoughts", action="store_true",
+                    help="print every thought (entries, exits, each blocked candle)")
     bt.set_defaults(func=cmd_backtest)
 
     cfg = sub.add_parser("config", help="configuration tools")
