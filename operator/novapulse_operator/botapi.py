@@ -20,12 +20,24 @@ class BotUnreachable(Exception):
 
 
 def endpoint_for(name: str, namespace: str, annotations: Mapping[str, str],
-                 template: str = DEFAULT_ENDPOINT_TEMPLATE) -> str:
-    """The bot's base URL: the annotation wins (local runs, tests), else the Service."""
+                 template: str = DEFAULT_ENDPOINT_TEMPLATE,
+                 allow_override: bool = False) -> str:
+    """The bot's base URL: the Service, from `template`.
+
+    The admin key goes wherever this points, and anyone who may patch a TradingBot may set
+    its annotations: the annotation is honoured only when the operator was started with
+    `--allow-bot-endpoint-annotation` (local runs and tests); otherwise it is ignored (see
+    `ignored_override`, which the handlers turn into a Warning Event)."""
     override = annotations.get(ENDPOINT_ANNOTATION)
-    if override:
+    if override and allow_override:
         return override.rstrip("/")
     return template.format(name=name, namespace=namespace).rstrip("/")
+
+
+def ignored_override(annotations: Mapping[str, str], allow_override: bool) -> str | None:
+    """The annotation's value when it is set but not honoured; else None."""
+    override = annotations.get(ENDPOINT_ANNOTATION)
+    return override if override and not allow_override else None
 
 
 class BotClient:

@@ -35,6 +35,7 @@ Warning = "Warning"
 @dataclass(frozen=True)
 class PilotSettings:
     endpoint_template: str = botapi.DEFAULT_ENDPOINT_TEMPLATE
+    allow_endpoint_annotation: bool = False  # see botapi.endpoint_for
     poll_seconds: float = 5.0  # how often each bot is looked at
     status_refresh_seconds: float = 30.0  # equity, PnL, feed age: written at most this often
     concurrency: int = 64  # bots polled at once
@@ -95,7 +96,8 @@ class Pilot:
         owner = owner_of(body)
         url = botapi.endpoint_for(owner.name, owner.namespace,
                                   body["metadata"].get("annotations") or {},
-                                  self.settings.endpoint_template)
+                                  self.settings.endpoint_template,
+                                  self.settings.allow_endpoint_annotation)
         return botapi.BotClient(url, await self._admin_key(body, client),
                                 timeout=self.settings.timeout, session=self._http())
 

@@ -31,6 +31,7 @@ class Held(Exception):
 @dataclass(frozen=True)
 class TeardownSettings:
     endpoint_template: str = botapi.DEFAULT_ENDPOINT_TEMPLATE
+    allow_endpoint_annotation: bool = False
     flat_wait_seconds: float = 60.0
     poll_seconds: float = 1.0
 
@@ -46,7 +47,7 @@ async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     prev: Mapping[str, Any] = body.get("status") or {}
     annotations = body["metadata"].get("annotations") or {}
     url = botapi.endpoint_for(owner.name, owner.namespace, annotations,
-                              settings.endpoint_template)
+                              settings.endpoint_template, settings.allow_endpoint_annotation)
     dash = await client.secret_data(owner.namespace,
                                     manifests.dashboard_secret_name(owner, spec))
     bot = botapi.BotClient(url, (dash or {}).get("DASHBOARD_ADMIN_KEY"))

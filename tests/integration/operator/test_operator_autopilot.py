@@ -15,7 +15,8 @@ from novapulse_operator.handlers import OperatorConfig
 
 from .conftest import FAST, Cluster, eventually, operator
 
-PILOT = dataclasses.replace(FAST, bot_poll_seconds=0.3, status_refresh_seconds=1.0)
+PILOT = dataclasses.replace(FAST, bot_poll_seconds=0.3, status_refresh_seconds=1.0,
+                            allow_endpoint_annotation=True)  # the bot is a local process
 SPEC: dict[str, Any] = {
     "mode": "paper", "pairs": ["ETH/BTC"],
     "remediation": {"feed": {"pauseAfter": "5s", "restartAfter": "10m",

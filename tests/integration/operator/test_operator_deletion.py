@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -10,7 +11,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from .conftest import Cluster, eventually, operator
+from .conftest import FAST, Cluster, eventually, operator
+
+# The bot is this test's local server, named by the endpoint annotation: only honoured with
+# the operator's explicit flag (the admin key goes where the annotation points).
+LOCAL = dataclasses.replace(FAST, allow_endpoint_annotation=True)
 
 BOT = "/apis/novapulse.io/v1alpha1/namespaces/default/tradingbots/bot1"
 
@@ -81,7 +86,7 @@ async def _gone(cluster: Cluster) -> bool:
 async def test_delete_pauses_closes_and_waits_until_flat(
         cluster: Cluster, fake_bot: tuple[FakeBot, str]) -> None:
     fake, url = fake_bot
-    async with operator():
+    async with operator(LOCAL):
         await cluster.create_bot("bot1", {"mode": "paper"},
                                  annotations={"novapulse.io/bot-endpoint": url})
         await eventually(lambda: cluster.child("apps/v1", "deployments", "bot1"))
@@ -108,7 +113,7 @@ async def test_positions_that_do_not_close_hold_the_deletion_visibly(
         cluster: Cluster, fake_bot: tuple[FakeBot, str]) -> None:
     fake, url = fake_bot
     fake.can_close = False
-    async with operator():
+    async with operator(LOCAL):
         await cluster.create_bot("bot1", {"mode": "paper"},
                                  annotations={"novapulse.io/bot-endpoint": url})
         await eventually(lambda: cluster.child("apps/v1", "deployments", "bot1"))
@@ -134,7 +139,7 @@ async def test_positions_that_do_not_close_hold_the_deletion_visibly(
 async def test_leave_open_pauses_and_lets_go(cluster: Cluster,
                                               fake_bot: tuple[FakeBot, str]) -> None:
     fake, url = fake_bot
-    async with operator():
+    async with operator(LOCAL):
         await cluster.create_bot("bot1", {"mode": "paper", "onDelete": "leaveOpen"},
                                  annotations={"novapulse.io/bot-endpoint": url})
         await eventually(lambda: cluster.child("apps/v1", "deployments", "bot1"))

@@ -59,7 +59,10 @@ def test_structural_conversion() -> None:
         "type": "object", "properties": {"x": {"type": "integer"}}}
 
 
-def test_bot_endpoint_annotation_wins() -> None:
+def test_bot_endpoint_annotation_only_with_the_flag() -> None:
+    override = {botapi.ENDPOINT_ANNOTATION: "http://x:1/"}
     assert botapi.endpoint_for("b", "ns", {}) == "http://b.ns.svc:8090"
-    assert botapi.endpoint_for("b", "ns", {botapi.ENDPOINT_ANNOTATION: "http://x:1/"}) == (
-        "http://x:1")
+    assert botapi.endpoint_for("b", "ns", override) == "http://b.ns.svc:8090"
+    assert botapi.ignored_override(override, allow_override=False) == "http://x:1/"
+    assert botapi.endpoint_for("b", "ns", override, allow_override=True) == "http://x:1"
+    assert botapi.ignored_override(override, allow_override=True) is None
