@@ -390,13 +390,29 @@ class Engine:
                 note: str = "") -> list[Execution]:
         """An admin closes a trade in `error` with the exit the exchange really made (runbook
         4's manual fix, without hand-written SQL). KeyError: no such trade in error."""
+        reason = "resolved by an admin" + (f": {note}" if note else "")
+        return self._exited_outside(trade_id, (TradeStatus.ERROR,), exit_price, fee, now, reason)
+
+    def closed_outside(self, trade_id: str, exit_price: float, fee: float,
+                       now: float) -> list[Execution]:
+        """Reconciliation saw the position sold outside the bot (runbook 5): record it closed
+        with the exchange's real exit. KeyError: no such position held."""
+        for cid, intent in list(self.in_flight.items()):  # its own exit can only fail now
+            if intent.trade_id == trade_id:
+                del self.in_flight[cid]
+        return self._exited_outside(trade_id, tuple(HELD), exit_price, fee, now,
+                                    "closed outside the bot (seen by reconciliation)")
+
+    def _exited_outside(self, trade_id: str, statuses: tuple[TradeStatus, ...],
+                        exit_price: float, fee: float, now: float,
+                        reason: str) -> list[Execution]:
         trade = next((t for t in self.positions.values() if t.trade_id == trade_id
-                      and t.status is TradeStatus.ERROR), None)
+                      and t.status in statuses), None)
         if trade is None:
             raise KeyError(trade_id)
         intent = OrderIntent(manual_exit_id(trade_id), trade_id, trade.pair, Side.SELL,
                              OrderKind.EXIT, trade.quantity, exit_price, now)
-        self.exits.reason[trade_id] = "resolved by an admin" + (f": {note}" if note else "")
+        self.exits.reason[trade_id] = reason
         self.in_flight[intent.client_order_id] = intent
         return self.on_report(OrderReport(intent.client_order_id, OrderState.FILLED,
                                           trade.quantity, exit_price, fee,

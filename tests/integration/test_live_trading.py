@@ -283,7 +283,7 @@ async def test_a_wrong_api_secret_stops_trading_with_a_clear_reason_not_a_crash_
     assert market.exchange.orders() == []
 
 
-async def test_reconciliation_reports_ghost_positions_and_orphan_orders_with_ids(
+async def test_reconciliation_reports_orphans_and_records_a_position_sold_outside_the_bot(
         market: Market, pg_dsn: str, tmp_path: Path) -> None:
     bot = await start_live_bot(market, pg_dsn, tmp_path / "data", "reconcile",
                                NOVAPULSE__EXCHANGE__RECONCILE_INTERVAL_SECONDS="10",
@@ -295,10 +295,10 @@ async def test_reconciliation_reports_ghost_positions_and_orphan_orders_with_ids
 
         (trade,) = await eventually(opened, "a position open on the exchange", bot)
         # Someone sells the coins by hand, and leaves a resting order of their own.
-        market.exchange.set_balance("ETH", "0")
-        orphan = market.exchange.place_outside_order("ETH/BTC", "buy", Decimal("1"),
-                                                     ordertype="limit", price=Decimal("0.001"),
-                                                     cl_ord_id="hand-order-1")
+        sale = market.exchange.place_outside_order("ETH/BTC", "sell",
+                                                   Decimal(repr(trade["quantity"])))
+        market.exchange.place_outside_order("ETH/BTC", "buy", Decimal("1"), ordertype="limit",
+                                            price=Decimal("0.001"), cl_ord_id="hand-order-1")
 
         async def reported() -> dict[str, Any] | None:
             status = await bot.status()
@@ -309,7 +309,14 @@ async def test_reconciliation_reports_ghost_positions_and_orphan_orders_with_ids
                                  within_s=60)
         assert found["ghosts"] == [trade["trade_id"]]
         assert found["orphans"] == ["hand-order-1"]
-        assert orphan is not None
+
+        async def recorded() -> list[dict[str, Any]]:
+            return await rows(pg_dsn, "SELECT * FROM trades WHERE trade_id = "
+                                      f"'{trade['trade_id']}' AND status = 'closed'")
+
+        (closed,) = await eventually(recorded, "the sold position recorded as closed", bot)
+        assert closed["exit_price"] == pytest.approx(float(sale.average_price), rel=1e-9)
+        assert "closed outside the bot" in closed["notes"]
         log = bot.log()
         assert f"Potential ghost position: {trade['trade_id']}" in log
         assert "Potential orphan order: hand-order-1" in log

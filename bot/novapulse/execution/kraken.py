@@ -239,6 +239,15 @@ class KrakenVenue:
             raise self._venue_error(exc) from None
         return [order_report(o, self._pair_by_symbol) for o in orders]
 
+    async def closed_orders(self, since: float) -> list[OrderReport]:
+        await self.load_markets()
+        await self._limiter.acquire("ClosedOrders")
+        try:
+            orders = await self._exchange.fetch_closed_orders(since=int(since * 1000))
+        except Exception as exc:
+            raise self._venue_error(exc) from None
+        return [order_report(o, self._pair_by_symbol) for o in orders]
+
     async def balances(self) -> dict[str, float]:
         """Free balance per currency, WS v2 spelling (BTC, not XBT)."""
         await self.load_markets()

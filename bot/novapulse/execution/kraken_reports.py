@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from novapulse.execution.venue import OrderReport, OrderState
+from novapulse.models import Side
 
 _STATES = {
     "closed": OrderState.FILLED,
@@ -36,7 +37,14 @@ def order_report(order: Mapping[str, Any], pairs_by_symbol: Mapping[str, str]) -
         exchange_order_id=order.get("id"),
         pair=pairs_by_symbol.get(str(symbol)) if symbol else None,
         quantity=_number(order.get("amount")),
+        side=Side(order["side"]) if order.get("side") in ("buy", "sell") else None,
+        closed_at=_seconds(order.get("lastTradeTimestamp") or order.get("timestamp")),
     )
+
+
+def _seconds(milliseconds: Any) -> float | None:
+    value = _number(milliseconds)
+    return None if value is None else value / 1000.0
 
 
 def _state(status: str, filled: float) -> OrderState:

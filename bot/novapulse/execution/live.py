@@ -5,16 +5,17 @@ lift a pause), so the runner stays the one place that orders persistence."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from novapulse.config import Config
 from novapulse.engine import Engine, Execution
-from novapulse.execution.reconcile import Reconciliation, reconcile
+from novapulse.execution.reconcile import BALANCE_TOLERANCE, Reconciliation, reconcile
 from novapulse.execution.venue import ErrorClass, OrderIntent, OrderReport, Venue, VenueError
 from novapulse.execution.worker import ExecutionWorker
+from novapulse.models import OrderKind, Side
+from novapulse.order_ids import client_order_id_for
 from novapulse.risk import PausedBy
 
 log = logging.getLogger("novapulse.execution")
@@ -112,12 +113,44 @@ class LiveExecution:
         if held is not None and held.reason.startswith(UNAVAILABLE_PAUSE):
             self.engine.resume(time.time(), PausedBy.CIRCUIT_BREAKER)
 
+    async def _record_outside_exits(self, ghosts: tuple[str, ...]) -> None:
+        """A ghost whose coins the exchange shows sold by someone else (a sell of the whole
+        position on its pair, filled after the entry, not one of the bot's orders) is recorded
+        closed at that real exit; any other ghost is only reported."""
+        engine = self.engine
+        trades = {t.trade_id: t for t in engine.positions.values() if t.trade_id in ghosts}
+        since = min(t.entry_time for t in trades.values()) if trades else time.time()
+        closed = await self.venue.closed_orders(since - 60)
+        ours = {i.client_order_id for i in engine.in_flight.values()}
+        used: set[str] = set()
+        for trade in trades.values():
+            exits = {client_order_id_for(trade.trade_id, OrderKind.EXIT, a)
+                     for a in range(engine.exits.attempt.get(trade.trade_id, 0) + 1)}
+            sale = next((o for o in closed if o.side is Side.SELL and o.pair == trade.pair
+                         and o.average_price is not None
+                         and o.filled_quantity >= trade.quantity * (1 - BALANCE_TOLERANCE)
+                         and (o.closed_at or 0.0) >= trade.entry_time - 60
+                         and o.client_order_id not in ours | exits
+                         and (o.exchange_order_id or "") not in used), None)
+            if sale is None or sale.average_price is None:
+                continue
+            used.add(sale.exchange_order_id or "")
+            fee = sale.fee * trade.quantity / sale.filled_quantity
+            log.warning("%s was sold outside the bot (order %s at %.8g): recorded as closed",
+                        trade.trade_id, sale.exchange_order_id, sale.average_price)
+            await self.commit(engine.closed_outside(trade.trade_id, sale.average_price, fee,
+                                                    time.time()))
+
     async def reconcile_forever(self) -> None:
         interval = self.config.exchange.reconcile_interval_seconds
         while True:
             await asyncio.sleep(interval)
-            with contextlib.suppress(VenueError):
+            try:
                 await self.reconcile_once()
+            except VenueError as exc:
+                log.warning("reconciliation skipped: the exchange did not answer (%s)", exc)
+            except Exception:  # a report, never a reason to stop trading
+                log.exception("reconciliation failed")
 
     async def reconcile_once(self) -> Reconciliation:
         open_orders = await self.venue.open_orders()
@@ -129,6 +162,8 @@ class LiveExecution:
         for trade_id in result.ghosts:
             log.warning("Potential ghost position: %s (store open, exchange balance short)",
                         trade_id)
+        if result.ghosts:
+            await self._record_outside_exits(result.ghosts)
         for order_id in result.orphans:
             log.warning("Potential orphan order: %s (open on the exchange, unknown to the bot)",
                         order_id)

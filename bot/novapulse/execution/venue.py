@@ -81,6 +81,8 @@ class OrderReport:
     message: str = ""
     pair: str | None = None  # WS v2 spelling; what reconciliation shows for an orphan order
     quantity: float | None = None  # as the venue took it (rounded, or cut by a canary cap)
+    side: Side | None = None  # what the venue reports it as (reconciliation)
+    closed_at: float | None = None  # epoch seconds of its last fill or its close
 
 
 class VenueError(Exception):
@@ -121,6 +123,10 @@ class Venue(Protocol):
     async def cancel(self, intent: OrderIntent) -> OrderReport | None: ...
 
     async def open_orders(self) -> list[OrderReport]: ...
+
+    async def closed_orders(self, since: float) -> list[OrderReport]:
+        """Orders closed since `since` (epoch seconds), the bot's and anyone else's."""
+        ...
 
     async def balances(self) -> dict[str, float]:
         """Free balance per currency, in WS v2 spelling (BTC, not XBT)."""
