@@ -14,23 +14,24 @@ from novapulse_operator.manifests import Manifest, Owner
 BCRYPT_ROUNDS = 10
 
 
-def dashboard_secret(owner: Owner) -> Manifest:
-    """Blocking (bcrypt): call it in a thread."""
+def dashboard_secrets(owner: Owner) -> tuple[Manifest, Manifest]:
+    """(the Secret the pod uses, the password's own Secret). Blocking (bcrypt): call it in a
+    thread."""
     password = secrets.token_urlsafe(18)
     password_hash = bcrypt.hashpw(password.encode(), bcrypt.gensalt(BCRYPT_ROUNDS)).decode()
-    return manifests.dashboard_secret(
+    pod_secret = manifests.dashboard_secret(
         owner,
         admin_key=secrets.token_urlsafe(32),
         session_secret=secrets.token_urlsafe(48),
-        password=password,
         password_hash=password_hash,
     )
+    return pod_secret, manifests.login_secret(owner, password)
 
 
 def how_to_read(owner: Owner) -> str:
-    name = manifests.generated_dashboard_secret_name(owner)
+    name = manifests.generated_login_secret_name(owner)
     return (
-        f"generated dashboard credentials in Secret {name}; read the password with: "
+        f"generated dashboard credentials; read the password with: "
         f"kubectl -n {owner.namespace} get secret {name} "
-        "-o jsonpath='{.data.DASHBOARD_ADMIN_PASSWORD}' | base64 -d"
+        f"-o jsonpath='{{.data.{manifests.PASSWORD_KEY}}}' | base64 -d"
     )

@@ -76,6 +76,11 @@ def generated_dashboard_secret_name(owner: Owner) -> str:
     return f"{owner.name}-dashboard"
 
 
+def generated_login_secret_name(owner: Owner) -> str:
+    """The generated dashboard password, for the human: no pod ever references it."""
+    return f"{owner.name}-dashboard-login"
+
+
 def dashboard_secret_name(owner: Owner, spec: BotSpec) -> str:
     if spec.dashboard_secret is not None:
         return spec.dashboard_secret.name
@@ -89,9 +94,13 @@ def config_map(owner: Owner, rendered: RenderedConfig) -> Manifest:
             "data": {CONFIG_FILE: rendered.text}}
 
 
-def dashboard_secret(owner: Owner, admin_key: str, session_secret: str, password: str,
+PASSWORD_KEY = "DASHBOARD_ADMIN_PASSWORD"
+
+
+def dashboard_secret(owner: Owner, admin_key: str, session_secret: str,
                      password_hash: str) -> Manifest:
-    """The generated paper-mode dashboard Secret (values are made by the caller)."""
+    """The generated paper-mode dashboard Secret the pod uses (values made by the caller):
+    the bot needs the password's hash only, never the password."""
     return {
         "apiVersion": "v1",
         "kind": "Secret",
@@ -100,9 +109,19 @@ def dashboard_secret(owner: Owner, admin_key: str, session_secret: str, password
         "stringData": {
             "DASHBOARD_ADMIN_KEY": admin_key,
             "DASHBOARD_SESSION_SECRET": session_secret,
-            "DASHBOARD_ADMIN_PASSWORD": password,
             "DASHBOARD_ADMIN_PASSWORD_HASH": password_hash,
         },
+    }
+
+
+def login_secret(owner: Owner, password: str) -> Manifest:
+    """The generated password for the human, in a Secret of its own that no pod mounts."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "Opaque",
+        "metadata": metadata(owner, generated_login_secret_name(owner)),
+        "stringData": {PASSWORD_KEY: password},
     }
 
 
@@ -114,7 +133,8 @@ def _secret_env(name: str, secret: str, key: str, optional: bool = False) -> dic
 
 
 def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
-    """Environment of the bot: secrets by reference only, never by value."""
+    """Environment of the bot: secrets by reference only, never by value; exchange
+    credentials only in the modes that trade on the exchange (canary, live)."""
     items: list[dict[str, Any]] = [
         {"name": "NOVAPULSE_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         # The instance lock records its holder under this name (runbook 1's stale-lock check).
@@ -123,10 +143,8 @@ def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
     ]
     dash = dashboard_secret_name(owner, spec)
     items += [_secret_env(k, dash, k) for k in livegate.DASHBOARD_KEYS]
-    if spec.exchange_secret is not None:
-        optional = mode == "paper"
-        items += [_secret_env(k, spec.exchange_secret.name, k, optional)
-                  for k in livegate.EXCHANGE_KEYS]
+    if spec.exchange_secret is not None and mode in ("canary", "live"):
+        items += [_secret_env(k, spec.exchange_secret.name, k) for k in livegate.EXCHANGE_KEYS]
     if spec.database_secret is not None:
         key = spec.database_secret.key or "DATABASE_URL"
         items.append(_secret_env("DATABASE_URL", spec.database_secret.name, key))

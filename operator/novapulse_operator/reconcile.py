@@ -66,12 +66,34 @@ async def _read_secrets(client: KubeClient, owner: Owner, spec: BotSpec,
 
 
 async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit) -> None:
+    """The generated Secrets: the pod's (keys and the password's hash) and the password's own,
+    which no pod references. The password is written first: it is never lost."""
     name = manifests.generated_dashboard_secret_name(owner)
-    if await client.get("v1", "Secret", owner.namespace, name) is not None:
+    existing = await client.get("v1", "Secret", owner.namespace, name)
+    if existing is None:
+        pod_secret, login = await asyncio.to_thread(generated.dashboard_secrets, owner)
+        await client.apply(login)
+        if await client.apply(pod_secret) == "created":
+            emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
         return
-    result = await client.apply(await asyncio.to_thread(generated.dashboard_secret, owner))
-    if result == "created":
-        emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
+    await _move_password_out(client, owner, existing)
+
+
+async def _move_password_out(client: KubeClient, owner: Owner, existing: Mapping[str, Any],
+                             ) -> None:
+    """A Secret generated before the split still holds the plaintext password next to what
+    the pod uses: move it into the password's own Secret, then drop it from the pod's."""
+    key = manifests.PASSWORD_KEY
+    data = existing.get("data") or {}
+    if key not in data:
+        return
+    login_name = manifests.generated_login_secret_name(owner)
+    if await client.get("v1", "Secret", owner.namespace, login_name) is None:
+        password = (await client.secret_data(owner.namespace, existing["metadata"]["name"])
+                    or {}).get(key, "")
+        await client.apply(manifests.login_secret(owner, password))
+    await client.patch("v1", "Secret", owner.namespace, existing["metadata"]["name"],
+                       {"data": {key: None}})
 
 
 def remedies_of(prev: Mapping[str, Any]) -> tuple[Remedies, dict[str, int] | None]:

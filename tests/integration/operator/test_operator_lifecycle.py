@@ -74,8 +74,12 @@ async def test_paper_bot_gets_every_child_owned_and_a_status(cluster: Cluster) -
         secret = await cluster.child("v1", "secrets", "bot1-dashboard")
         assert secret is not None
         data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
-        assert bcrypt.checkpw(data["DASHBOARD_ADMIN_PASSWORD"].encode(),
-                              data["DASHBOARD_ADMIN_PASSWORD_HASH"].encode())
+        assert "DASHBOARD_ADMIN_PASSWORD" not in data  # the pod's Secret: the hash only
+        login = await cluster.child("v1", "secrets", "bot1-dashboard-login")
+        assert login is not None
+        password = base64.b64decode(login["data"]["DASHBOARD_ADMIN_PASSWORD"]).decode()
+        assert bcrypt.checkpw(password.encode(), data["DASHBOARD_ADMIN_PASSWORD_HASH"].encode())
+        data["DASHBOARD_ADMIN_PASSWORD"] = password
         assert len(data["DASHBOARD_ADMIN_KEY"]) >= 32
         events = await eventually(lambda: _events(cluster, "DashboardSecretGenerated"),
                                   what="the generated-secret Event")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import bcrypt
 import kubernetes_validate
 import pytest
 
-from novapulse_operator import manifests, rendering
+from novapulse_operator import generated, manifests, rendering
 from novapulse_operator.manifests import Owner
 from novapulse_operator.spec import BotSpec, Mode, parse_spec
 
@@ -132,9 +134,33 @@ def test_service_pvc_service_account_network_policy() -> None:
     assert policy["ingress"][0]["ports"] == [{"protocol": "TCP", "port": 8090}]
 
 
-def test_generated_dashboard_secret() -> None:
-    secret = manifests.dashboard_secret(OWNER, "k", "s", "pw", "hash")
-    assert secret["metadata"]["name"] == "bot1-dashboard"
-    assert set(secret["stringData"]) == {"DASHBOARD_ADMIN_KEY", "DASHBOARD_SESSION_SECRET",
-                                         "DASHBOARD_ADMIN_PASSWORD",
-                                         "DASHBOARD_ADMIN_PASSWORD_HASH"}
+def test_generated_dashboard_secrets_keep_the_password_away_from_the_pod() -> None:
+    pod_secret, login = generated.dashboard_secrets(OWNER)
+    assert pod_secret["metadata"]["name"] == "bot1-dashboard"
+    assert set(pod_secret["stringData"]) == {"DASHBOARD_ADMIN_KEY", "DASHBOARD_SESSION_SECRET",
+                                             "DASHBOARD_ADMIN_PASSWORD_HASH"}
+    password = login["stringData"]["DASHBOARD_ADMIN_PASSWORD"]
+    assert bcrypt.checkpw(password.encode(),
+                          pod_secret["stringData"]["DASHBOARD_ADMIN_PASSWORD_HASH"].encode())
+    pod = pod_spec(build())
+    referenced = json.dumps(pod)
+    # The pod names neither the password's Secret nor its key, and the one Secret it does
+    # reference does not hold the password: the kubelet never fetches it for this pod.
+    assert login["metadata"]["name"] not in referenced
+    assert "DASHBOARD_ADMIN_PASSWORD\"" not in referenced and password not in referenced
+    secret_refs = {e["valueFrom"]["secretKeyRef"]["name"] for e in pod["containers"][0]["env"]
+                   if "secretKeyRef" in e.get("valueFrom", {})}
+    assert secret_refs == {pod_secret["metadata"]["name"]}
+    assert not [v for v in pod["volumes"] if "secret" in v or "projected" in v]
+    assert login["metadata"]["name"] in generated.how_to_read(OWNER)
+
+
+@pytest.mark.parametrize(("mode", "expected"), [
+    ("paper", set()), ("canary", {"KRAKEN_API_KEY", "KRAKEN_API_SECRET"}),
+    ("live", {"KRAKEN_API_KEY", "KRAKEN_API_SECRET"})])
+def test_exchange_credentials_only_in_the_modes_that_trade(mode: Mode, expected: set[str],
+                                                           ) -> None:
+    # A bot switched from live to paper keeps its credentialsSecretRef in the spec.
+    env = pod_spec(build(LIVE_SPEC, mode))["containers"][0]["env"]
+    assert {e["name"] for e in env if e["name"].startswith("KRAKEN_")} == expected
+    assert "kraken" not in json.dumps(env) or mode != "paper"
