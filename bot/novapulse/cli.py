@@ -124,12 +124,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_bot(config, feed)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from novapulse import lock_cli
-    from novapulse.emulators import kraken_cli
-    from novapulse.market import replay_cli
-    from novapulse.ml import cli as ml_cli
+# Commands defined here; the others come from their own modules (websockets, asyncio, ...),
+# imported only when the command line may need them: a backtest's start-up stays lean.
+_CORE_COMMANDS = frozenset({"run", "backtest", "config"})
 
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """Every command, or with `command` one of run/backtest/config, just those three."""
     parser = argparse.ArgumentParser(prog="novapulse", description=__doc__)
     parser.add_argument("--version", action="version", version=f"novapulse {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -172,10 +173,16 @@ def build_parser() -> argparse.ArgumentParser:
     schema = cfg_sub.add_parser("schema", help="print the config JSON schema")
     schema.set_defaults(func=cmd_config_schema)
 
-    replay_cli.register(sub)
-    kraken_cli.register(sub)
-    lock_cli.register(sub)
-    ml_cli.register(sub)
+    if command not in _CORE_COMMANDS:
+        from novapulse import lock_cli
+        from novapulse.emulators import kraken_cli
+        from novapulse.market import replay_cli
+        from novapulse.ml import cli as ml_cli
+
+        replay_cli.register(sub)
+        kraken_cli.register(sub)
+        lock_cli.register(sub)
+        ml_cli.register(sub)
     return parser
 
 
@@ -183,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     words = sys.argv[1:] if argv is None else argv
     if _command(words) == "run":
         signal.signal(signal.SIGTERM, _stop_during_startup)
-    parser = build_parser()
+    parser = build_parser(_command(words))
     args = parser.parse_args(words)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

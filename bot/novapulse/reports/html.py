@@ -11,7 +11,6 @@ import html
 import json
 import time
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,9 @@ if TYPE_CHECKING:
     from novapulse.backtest import BacktestRun
 
 MAX_POINTS = 2_000
+# The dashboard's chart code, read as a file: importing the package `novapulse.api` would load
+# the whole web stack for a report.
+CHARTS_JS = Path(__file__).resolve().parent.parent / "api" / "static" / "charts.js"
 
 
 def thin(points: Sequence[tuple[float, float]], limit: int = MAX_POINTS) -> list[list[float]]:
@@ -143,7 +145,7 @@ def render(run: BacktestRun, config: Config) -> str:
         f'<figure><canvas class="price-chart" data-pair="{_esc(p)}" '
         f'aria-label="{_esc(p)} price with trades"></canvas></figure>' for p in run.prices)
     data = json.dumps(_data(run), separators=(",", ":")).replace("</", "<\\/")
-    charts_js = resources.files("novapulse.api").joinpath("static/charts.js").read_text("utf-8")
+    charts_js = CHARTS_JS.read_text(encoding="utf-8")
     title = f"NovaPulse backtest — {', '.join(run.summary.pairs)}"
     return _TEMPLATE.format(
         title=_esc(title), css=_CSS,
