@@ -22,6 +22,10 @@ class ThoughtLog:
         self._unsaved: list[Thought] = []
         self._keep_unsaved = keep_unsaved
         self._listeners: list[Callable[[Thought], None]] = []
+        # The process log says a pause once when it starts and once when it ends; the thought
+        # log keeps every entry it blocked (runbook 3).
+        self._pause_said = False
+        self._blocked_while_paused = 0
 
     def add(
         self,
@@ -38,10 +42,29 @@ class ThoughtLog:
         if self._keep_unsaved:
             self._unsaved.append(thought)
         if log.isEnabledFor(level):
-            log.log(level, "%s%s", f"[{pair}] " if pair else "", message)
+            line = self._process_log_line(kind, message, thought.data)
+            if line is not None:
+                log.log(level, "%s%s", f"[{pair}] " if pair else "", line)
         for listener in self._listeners:
             listener(thought)
         return thought
+
+    def _process_log_line(self, kind: str, message: str, data: ThoughtData) -> str | None:
+        """The line for the process log, or None when it would only repeat a pause."""
+        if kind == "pause":
+            self._pause_said = True
+        elif kind == "blocked" and data.get("gate") == "paused":
+            self._blocked_while_paused += 1
+            if self._pause_said:
+                return None
+            self._pause_said = True  # e.g. a pause restored at start: say it once
+        elif kind == "resume":
+            blocked, self._blocked_while_paused = self._blocked_while_paused, 0
+            self._pause_said = bool(data.get("still_paused"))
+            if blocked:
+                return f"{message} ({blocked} entry signal{'s' * (blocked != 1)} blocked " \
+                       "while paused)"
+        return message
 
     def subscribe(self, listener: Callable[[Thought], None]) -> Callable[[], None]:
         """Call `listener` with every new thought; returns the function that unsubscribes."""
