@@ -8,6 +8,7 @@ never part of this model: they are read from the environment by the code that ne
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -192,9 +193,27 @@ class MonitoringConfig(_Section):
 
 
 class DashboardConfig(_Section):
-    host: str = "0.0.0.0"
+    host: str = Field(
+        "127.0.0.1", description="Address the API and dashboard listen on: loopback unless "
+        "set (the operator sets 0.0.0.0 in a pod, behind its NetworkPolicy)")
     port: int = Field(8090, ge=1, le=65_535)
     thought_feed_max: int = Field(200, ge=10, le=100_000)
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="Addresses or CIDRs of reverse proxies (ingress) "
+        "whose X-Forwarded-For names the client for login throttling; nobody else's is read")
+    metrics_require_key: bool = Field(
+        False, description="GET /metrics needs the read (or admin) key, as X-API-Key or "
+        "Authorization: Bearer; default open, as Prometheus expects")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"not an IP address or CIDR: {item!r}") from None
+        return value
 
 
 # OpenSearch analytics (runbook 12): a soft dependency, never in the way of trading. The

@@ -215,7 +215,10 @@ class BotRunner:
         if self.dashboard is None:
             return
         dashboard = self.config.dashboard
-        app = create_app(self.service, AuthSettings.from_secrets(self.dashboard),
+        settings = AuthSettings.from_secrets(
+            self.dashboard, trusted_proxies=tuple(dashboard.trusted_proxies),
+            metrics_require_key=dashboard.metrics_require_key)
+        app = create_app(self.service, settings,
                          metrics=self.metrics,
                          gateway=BotGateway(asyncio.get_running_loop(),
                                             timeout_s=min(5.0, self.heartbeat_seconds * 4)))

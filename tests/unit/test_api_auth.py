@@ -46,7 +46,7 @@ async def api() -> AsyncIterator[Api]:
     runner = BotRunner(load_config(None, environ={}), FeedSpec("kraken"))
     settings = AuthSettings(admin_key=ADMIN_KEY, read_key=READ_KEY,
                             session_secret=SESSION_SECRET, password_hash=PASSWORD_HASH,
-                            login_max_failures=3)
+                            login_free_failures=3, trusted_proxies=("203.0.113.7",))
     app = create_app(runner.service, settings, metrics=runner.metrics)
     transport = httpx.ASGITransport(app, client=("203.0.113.7", 5555))
     async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
@@ -188,15 +188,76 @@ async def test_secure_cookies_behind_tls(api: Api) -> None:
         assert "secure" in cookie.lower()
 
 
-async def test_failed_logins_are_rate_limited_per_client(api: Api) -> None:
+def _peer(api: Api, address: str) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(api.client._transport.app,  # type: ignore[attr-defined]
+                                    client=(address, 4444))
+    return httpx.AsyncClient(transport=transport, base_url="http://bot")
+
+
+async def test_failed_logins_back_off_per_client_and_another_user_gets_in(api: Api) -> None:
+    # 203.0.113.7 is the configured ingress: its X-Forwarded-For names the real client.
+    attacker = {"X-Forwarded-For": "192.0.2.66"}
     for _ in range(3):
-        assert (await _login(api.client, "guess")).status_code == 303
-    assert (await _login(api.client, "guess")).status_code == 429
-    assert (await _login(api.client, PASSWORD)).status_code == 429  # even the right one, now
-    other = httpx.ASGITransport(api.client._transport.app,  # type: ignore[attr-defined]
-                                client=("198.51.100.9", 4444))
-    async with httpx.AsyncClient(transport=other, base_url="http://bot") as client:
+        assert (await _login(api.client, "guess", **attacker)).status_code == 303
+    blocked = await _login(api.client, "guess", **attacker)
+    assert blocked.status_code == 429 and blocked.headers["Retry-After"] == "1"
+    assert (await _login(api.client, PASSWORD, **attacker)).status_code == 429  # even so
+    # Another user behind the same ingress, and one connecting directly, are not held back.
+    assert (await _login(api.client, PASSWORD, **{"X-Forwarded-For": "192.0.2.10"})
+            ).status_code == 303
+    async with _peer(api, "198.51.100.9") as client:
         assert (await _login(client, PASSWORD)).status_code == 303
+        # A client that is not a trusted proxy cannot pick a fresh address per guess.
+        for n in range(4):
+            await _login(client, "guess", **{"X-Forwarded-For": f"192.0.2.{100 + n}"})
+        assert (await _login(client, "guess", **{"X-Forwarded-For": "192.0.2.200"})
+                ).status_code == 429
+
+
+async def test_the_back_off_doubles_and_a_success_clears_it(api: Api) -> None:
+    throttle = api.client._transport.app.state.context.login_limiter  # type: ignore[attr-defined]
+    now = [1000.0]
+    throttle.clock = lambda: now[0]
+    waits: list[int] = []
+    for _ in range(6):
+        now[0] += waits[-1] if waits else 0  # wait exactly as long as told, then guess again
+        assert (await _login(api.client, "guess")).status_code == 303
+        waits.append(throttle.retry_after("admin", "203.0.113.7"))
+    assert waits == [0, 0, 1, 2, 4, 8]
+    assert (await _login(api.client, PASSWORD)).status_code == 429
+    now[0] += 8
+    assert (await _login(api.client, PASSWORD)).status_code == 303
+    assert throttle.retry_after("admin", "203.0.113.7") == 0
+
+
+@pytest.mark.parametrize(("path", "size"), [("/login", 5_000), ("/api/v1/control/pause", 70_000),
+                                             ("/api/v1/trades/t1/resolve", 70_000)])
+async def test_oversized_bodies_are_refused_unread(api: Api, path: str, size: int) -> None:
+    body = b"password=" + b"a" * size
+    resp = await api.client.post(path, content=body, headers=_headers(ADMIN_KEY))
+    assert resp.status_code == 413
+    # Without a Content-Length (chunked), counted as it arrives.
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 8192):
+            yield body[start:start + 8192]
+    resp = await api.client.post(path, content=chunks(), headers=_headers(ADMIN_KEY))
+    assert resp.status_code == 413
+    assert (await api.client.post("/api/v1/control/pause", json={"reason": "small"},
+                                  headers=_headers(ADMIN_KEY))).status_code == 200
+
+
+async def test_metrics_with_a_read_key_for_bearer_scrapers() -> None:
+    runner = BotRunner(load_config(None, environ={}), FeedSpec("kraken"))
+    settings = AuthSettings(admin_key=ADMIN_KEY, read_key=READ_KEY, session_secret=SESSION_SECRET,
+                            password_hash=PASSWORD_HASH, metrics_require_key=True)
+    transport = httpx.ASGITransport(create_app(runner.service, settings, metrics=runner.metrics))
+    async with httpx.AsyncClient(transport=transport, base_url="http://bot") as client:
+        assert (await client.get("/metrics")).status_code == 401
+        wrong = {"Authorization": f"Bearer {WRONG_KEY}"}
+        assert (await client.get("/metrics", headers=wrong)).status_code == 401
+        ok = await client.get("/metrics", headers={"Authorization": f"Bearer {READ_KEY}"})
+        assert ok.status_code == 200 and "novapulse_equity" in ok.text
+        assert (await client.get("/metrics", headers=_headers(READ_KEY))).status_code == 200
 
 
 async def test_overlong_password_is_just_wrong(api: Api) -> None:

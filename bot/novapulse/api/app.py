@@ -16,6 +16,7 @@ from novapulse import __version__
 from novapulse.api.auth import AuthSettings
 from novapulse.api.context import SSE_KEEPALIVE_SECONDS, STATIC_DIR, ApiContext
 from novapulse.api.gateway import BotGateway, BotLoopUnresponsive
+from novapulse.api.limits import BodyLimit
 from novapulse.api.metrics import BotMetrics
 from novapulse.api.routes_control import control_router
 from novapulse.api.routes_dashboard import dashboard_router
@@ -103,6 +104,7 @@ def create_app(service: BotService, auth: AuthSettings, *, metrics: BotMetrics |
         return JSONResponse({"detail": "internal error"}, status_code=500)
 
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(BodyLimit)  # outermost: an oversized body is refused before anything
     app.openapi = lambda: _precise_openapi(app)  # type: ignore[method-assign]
     app.state.context = ctx
     return app

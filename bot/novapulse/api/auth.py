@@ -1,5 +1,5 @@
-"""Who is calling: API keys (admin, read-only), dashboard sessions with CSRF tokens, and the
-login rate limit.
+"""Who is calling: API keys (admin, read-only), dashboard sessions with CSRF tokens (the
+login's throttle is in `throttle.py`).
 
 Keys are compared in constant time, against every configured key, so the timing tells nothing
 about which key came close. Sessions are random ids kept in memory (logout and restart end them)
@@ -13,7 +13,6 @@ import enum
 import hmac
 import secrets
 import time
-from collections import deque
 from dataclasses import dataclass, field
 
 import bcrypt
@@ -48,13 +47,17 @@ class AuthSettings:
     password_hash: bytes = field(repr=False)
     read_key: str | None = field(default=None, repr=False)
     session_max_age_s: int = 12 * 3600
-    login_max_failures: int = 5
-    login_window_s: float = 300.0
+    login_free_failures: int = 3  # then the wait doubles from 1 s (see throttle.py)
+    login_max_delay_s: float = 900.0
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client
+    metrics_require_key: bool = False  # /metrics: the read or admin key (X-API-Key or Bearer)
 
     @classmethod
-    def from_secrets(cls, dash: DashboardSecrets) -> AuthSettings:
+    def from_secrets(cls, dash: DashboardSecrets, trusted_proxies: tuple[str, ...] = (),
+                     metrics_require_key: bool = False) -> AuthSettings:
         return cls(admin_key=dash.admin_key, session_secret=dash.session_secret,
-                   password_hash=dash.password_hash, read_key=dash.read_key)
+                   password_hash=dash.password_hash, read_key=dash.read_key,
+                   trusted_proxies=trusted_proxies, metrics_require_key=metrics_require_key)
 
 
 def _same(given: bytes, expected: str | None) -> bool:
@@ -134,34 +137,6 @@ class SessionStore:
             del self._sessions[session_id]
 
 
-class LoginRateLimiter:
-    """At most `max_failures` failed logins per client in a sliding window."""
-
-    def __init__(self, max_failures: int, window_s: float) -> None:
-        self._max = max_failures
-        self._window = window_s
-        self._failures: dict[str, deque[float]] = {}
-
-    def blocked(self, client: str) -> bool:
-        return len(self._recent(client)) >= self._max
-
-    def failed(self, client: str) -> None:
-        self._recent(client).append(time.monotonic())
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
-
-    def _recent(self, client: str) -> deque[float]:
-        failures = self._failures.setdefault(client, deque())
-        cutoff = time.monotonic() - self._window
-        while failures and failures[0] < cutoff:
-            failures.popleft()
-        if len(self._failures) > 10_000:  # bounded memory under a spray of clients
-            for key in [k for k, v in self._failures.items() if not v and k != client]:
-                del self._failures[key]
-        return failures
-
-
 def _unauthorized() -> HTTPException:
     return HTTPException(401, "missing or invalid credentials: send X-API-Key or log in",
                          headers={"WWW-Authenticate": "API-Key"})
@@ -191,6 +166,18 @@ class Authenticator:
 
     async def read(self, request: Request) -> Caller:
         return self.identify(request)
+
+    def metrics_allowed(self, request: Request) -> bool:
+        """/metrics is open (Prometheus' convention; the NetworkPolicy says who reaches it)
+        unless `metrics_require_key`: then the read or admin key, as X-API-Key or as
+        `Authorization: Bearer` (what scrapers send)."""
+        if not self.settings.metrics_require_key:
+            return True
+        key = request.headers.get(API_KEY_HEADER)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if key is None and scheme.lower() == "bearer":
+            key = token.strip()
+        return key is not None and role_for_key(self.settings, key) is not None
 
     async def admin(self, request: Request) -> Caller:
         caller = self.identify(request)

@@ -8,9 +8,10 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from novapulse.api.auth import Authenticator, AuthSettings, Caller, LoginRateLimiter
+from novapulse.api.auth import Authenticator, AuthSettings, Caller
 from novapulse.api.gateway import BotGateway
 from novapulse.api.metrics import BotMetrics
+from novapulse.api.throttle import LoginThrottle, Network, parse_networks
 from novapulse.service import BotService
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -23,7 +24,8 @@ class ApiContext:
     gateway: BotGateway
     auth: Authenticator
     metrics: BotMetrics
-    login_limiter: LoginRateLimiter
+    login_limiter: LoginThrottle
+    trusted_proxies: tuple[Network, ...]
     static_dir: Path = STATIC_DIR
     sse_keepalive_s: float = SSE_KEEPALIVE_SECONDS
 
@@ -31,8 +33,9 @@ class ApiContext:
     def build(cls, service: BotService, settings: AuthSettings, gateway: BotGateway,
               metrics: BotMetrics, static_dir: Path, sse_keepalive_s: float) -> ApiContext:
         return cls(service, gateway, Authenticator(settings), metrics,
-                   LoginRateLimiter(settings.login_max_failures, settings.login_window_s),
-                   static_dir, sse_keepalive_s)
+                   LoginThrottle(settings.login_free_failures,
+                                 max_delay_s=settings.login_max_delay_s),
+                   parse_networks(settings.trusted_proxies), static_dir, sse_keepalive_s)
 
 
 def is_https(request: Request) -> bool:

@@ -11,8 +11,7 @@ from fastapi.responses import FileResponse, RedirectResponse
 
 from novapulse.api.auth import CSRF_COOKIE, SESSION_COOKIE
 from novapulse.api.context import ApiContext, is_https
-
-MAX_LOGIN_BODY = 4_096
+from novapulse.api.throttle import ADMIN_ACCOUNT, client_address
 
 
 def _page(static_dir: Path, name: str) -> Response:
@@ -23,14 +22,13 @@ def _page(static_dir: Path, name: str) -> Response:
     return FileResponse(path, media_type="text/html", headers={"Cache-Control": "no-store"})
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+def _client(request: Request, ctx: ApiContext) -> str:
+    peer = request.client.host if request.client else "unknown"
+    return client_address(peer, request.headers.get("x-forwarded-for"), ctx.trusted_proxies)
 
 
 async def _password(request: Request) -> str:
-    body = await request.body()
-    if len(body) > MAX_LOGIN_BODY:
-        return ""
+    body = await request.body()  # at most LOGIN_MAX_BODY: the BodyLimit middleware sees to it
     fields = parse_qs(body.decode("utf-8", errors="replace"), max_num_fields=10)
     values = fields.get("password") or [""]
     return values[0]
@@ -52,14 +50,15 @@ def dashboard_router(ctx: ApiContext) -> APIRouter:
 
     @router.post("/login")
     async def login(request: Request) -> Response:
-        client = _client(request)
-        if ctx.login_limiter.blocked(client):
-            return Response("too many failed logins; try again later", status_code=429,
-                            media_type="text/plain", headers={"Retry-After": "300"})
+        client = _client(request, ctx)
+        wait = ctx.login_limiter.retry_after(ADMIN_ACCOUNT, client)
+        if wait:
+            return Response(f"too many failed logins; try again in {wait} s", status_code=429,
+                            media_type="text/plain", headers={"Retry-After": str(wait)})
         if not await ctx.auth.password_matches(await _password(request)):
-            ctx.login_limiter.failed(client)
+            ctx.login_limiter.failed(ADMIN_ACCOUNT, client)
             return RedirectResponse("/login?error=1", status_code=303)
-        ctx.login_limiter.succeeded(client)
+        ctx.login_limiter.succeeded(ADMIN_ACCOUNT, client)
         cookie, csrf_token = sessions.create()
         response = RedirectResponse("/", status_code=303)
         secure = is_https(request)

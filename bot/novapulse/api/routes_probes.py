@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from novapulse.api.context import ApiContext
@@ -41,9 +41,13 @@ def probes_router(ctx: ApiContext) -> APIRouter:
                 responses={200: {"content": {CONTENT_TYPE_LATEST: {}},
                                  "description": "Prometheus text format"},
                            503: {"model": ErrorBody}})
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
         """Prometheus metrics. Gauges come from a fresh status snapshot; when the main loop
-        does not answer, the last values are served with the loop lag telling why."""
+        does not answer, the last values are served with the loop lag telling why. No auth
+        unless `dashboard.metrics_require_key` (then the read key, e.g. as a bearer token)."""
+        if not ctx.auth.metrics_allowed(request):
+            return JSONResponse({"detail": "send the read key (Authorization: Bearer)"},
+                                status_code=401, headers={"WWW-Authenticate": "Bearer"})
         ok, _ = service.health()
         if ok:
             with contextlib.suppress(BotLoopUnresponsive):
