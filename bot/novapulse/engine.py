@@ -349,6 +349,9 @@ class Engine:
         self.book.record_result([n for n in trade.strategy.split(",") if n], trade.pnl, now)
         self._tick_guardrails(now)
         self._retune()
+        for change in self.book.drain_weight_changes():  # every move, with its reason
+            self.thoughts.add(now, "weight", change.message(), None, {
+                "strategy": change.strategy, "old": change.old, "new": change.new})
         r = r_multiple(trade.pnl, trade.entry_price, trade.stop_loss, trade.quantity,
                        trade.entry_fee, self.config.trading.fee_rate)
         for message in self.risk.record_close(trade.pnl, r, now):
@@ -435,8 +438,10 @@ class Engine:
         """Let the guardrail disable or re-enable strategies. Results only change when a trade
         closes, so between closes a coarse tick is enough to re-enable on time."""
         for event in self.book.tick(now):
-            self.thoughts.add(now, "guardrail", event.message, None, {"strategy": event.strategy},
-                              level=logging.WARNING)
+            self.thoughts.add(now, "guardrail", event.message, None, {
+                "strategy": event.strategy, "until": event.until, "win_rate": event.win_rate,
+                "profit_factor": event.profit_factor, "trades": event.trades},
+                level=logging.WARNING)
         self._disabled = self.book.disabled(now) | self.manually_disabled
         # Tick again at the first re-enable due, so the engine and /api/v1/strategies agree
         # to the candle.

@@ -164,7 +164,12 @@ class BotService:
             stats = engine.book.stats(name, engine.market_now())
             rows.append({
                 "name": name, "weight": stats.weight, "trades": stats.trades,
-                "win_rate": stats.win_rate, "profit_factor": stats.profit_factor,
+                "win_rate": stats.win_rate,
+                # No losing trade: undefined (∞ or nothing yet), not the guardrail's cap of 100.
+                "profit_factor": stats.profit_factor if stats.gross_loss > 0 else None,
+                "wins": stats.wins,
+                "weight_reason": stats.weight_reason,
+                "weight_changed_at": stats.weight_changed_at,
                 "runtime_disabled": stats.runtime_disabled,
                 "disabled_until": stats.disabled_until,
                 "manually_disabled": name in engine.manually_disabled,

@@ -157,9 +157,14 @@ class Risk(_Model):
 class StrategyOut(_Model):
     name: str
     weight: float | None
+    weight_reason: str = Field(
+        "", description="Why the weight is what it is: configured, or the auto-tuner's last move")
+    weight_changed_at: float | None = Field(None, description="Market time of that move")
     trades: int
+    wins: int = 0
     win_rate: float | None
-    profit_factor: float | None
+    profit_factor: float | None = Field(
+        description="Gross profit / gross loss; null without a losing trade (∞ or undefined)")
     runtime_disabled: bool
     disabled_until: float | None
     manually_disabled: bool

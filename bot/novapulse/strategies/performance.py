@@ -42,6 +42,24 @@ class StrategyStats:
     recent_trades: int = 0
     recent_win_rate: float = 0.0
     recent_profit_factor: float = 0.0
+    gross_profit: float = 0.0
+    gross_loss: float = 0.0
+    weight_reason: str = ""
+    weight_changed_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WeightChange:
+    """One move of the auto-tuner, with the numbers that made it."""
+
+    strategy: str
+    old: float
+    new: float
+    reason: str
+    at: float
+
+    def message(self) -> str:
+        return f"Strategy weight {self.strategy} {self.old:.2f} -> {self.new:.2f}: {self.reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +101,7 @@ def _window_stats(results: Iterable[float]) -> tuple[int, float, float]:
 
 class _Record:
     __slots__ = ("disabled_until", "gross_loss", "gross_profit", "recent", "trades", "weight",
-                 "wins")
+                 "weight_changed_at", "weight_reason", "wins")
 
     def __init__(self, weight: float, window: int) -> None:
         self.trades = 0
@@ -92,6 +110,8 @@ class _Record:
         self.gross_loss = 0.0
         self.recent: deque[float] = deque(maxlen=window)
         self.weight = weight
+        self.weight_reason = "configured weight"
+        self.weight_changed_at: float | None = None
         self.disabled_until: float | None = None
 
 
@@ -115,6 +135,7 @@ class StrategyBook:
         if self.recent_window < ai_config.guardrail_min_trades:
             raise ValueError("recent_window must hold at least guardrail_min_trades results")
         self._records: dict[str, _Record] = {}
+        self._changes: list[WeightChange] = []
         for name in names:
             self._record(name)
 
@@ -145,9 +166,9 @@ class StrategyBook:
                 record.gross_loss -= pnl
             record.recent.append(pnl)
             if self.config.auto_tune_enabled:
-                self._tune(name, record)
+                self._tune(name, record, now)
 
-    def _tune(self, name: str, record: _Record) -> None:
+    def _tune(self, name: str, record: _Record, now: float) -> None:
         trades, _, recent_pf = _window_stats(record.recent)
         if trades < self.config.guardrail_min_trades:
             return
@@ -155,7 +176,23 @@ class StrategyBook:
         low, high = MIN_WEIGHT_FACTOR * base, MAX_WEIGHT_FACTOR * base
         target = min(max(base * recent_pf, low), high)
         tuned = record.weight + TUNE_SMOOTHING * (target - record.weight)
+        old = record.weight
         record.weight = min(max(tuned, low), high)
+        if abs(record.weight - old) < 1e-9:
+            return
+        bound = " (floor 0.25x)" if target == low else " (cap 2x)" if target == high else ""
+        pf = "no losses" if recent_pf >= PROFIT_FACTOR_CAP else f"{recent_pf:.2f}"
+        reason = (f"recent profit factor {pf} over {trades} trades: target {target:.2f} = "
+                  f"configured {base:.2f} x profit factor{bound}; moved "
+                  f"{TUNE_SMOOTHING:.0%} of the way")
+        record.weight_reason = reason
+        record.weight_changed_at = now
+        self._changes.append(WeightChange(name, old, record.weight, reason, now))
+
+    def drain_weight_changes(self) -> list[WeightChange]:
+        """The tuner's moves since the last call, oldest first."""
+        changes, self._changes = self._changes, []
+        return changes
 
     def weight(self, name: str) -> float:
         if not self.config.auto_tune_enabled:
@@ -199,6 +236,11 @@ class StrategyBook:
             recent_trades=recent_trades,
             recent_win_rate=recent_win_rate,
             recent_profit_factor=recent_pf,
+            gross_profit=record.gross_profit,
+            gross_loss=record.gross_loss,
+            weight_reason=(record.weight_reason if self.config.auto_tune_enabled
+                           else "configured weight (auto-tune off)"),
+            weight_changed_at=record.weight_changed_at if self.config.auto_tune_enabled else None,
         )
 
     def tick(self, now: float) -> list[GuardrailEvent]:
@@ -238,6 +280,8 @@ class StrategyBook:
                     "recent": list(r.recent),
                     "weight": r.weight,
                     "disabled_until": r.disabled_until,
+                    "weight_reason": r.weight_reason,
+                    "weight_changed_at": r.weight_changed_at,
                 }
                 for name, r in self._records.items()
             },
@@ -258,5 +302,8 @@ class StrategyBook:
             base = self.base_weight(name)
             weight = float(data["weight"])
             record.weight = min(max(weight, MIN_WEIGHT_FACTOR * base), MAX_WEIGHT_FACTOR * base)
+            record.weight_reason = str(data.get("weight_reason", record.weight_reason))
+            changed = data.get("weight_changed_at")
+            record.weight_changed_at = None if changed is None else float(changed)
             until = data.get("disabled_until")
             record.disabled_until = None if until is None else float(until)
