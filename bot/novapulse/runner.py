@@ -40,7 +40,14 @@ from novapulse.market.warmup import fetch_warmup
 from novapulse.models import Candle
 from novapulse.notify import TelegramBot, build_telegram
 from novapulse.risk import PausedBy
-from novapulse.secrets import DashboardSecrets, dashboard_secrets, login_banner, startup_problems
+from novapulse.secrets import (
+    CREDENTIALS_FILE,
+    DashboardSecrets,
+    dashboard_secrets,
+    login_banner,
+    startup_problems,
+    write_generated,
+)
 from novapulse.service import BotService
 from novapulse.store.embedded import start_embedded_postgres
 from novapulse.store.postgres import Store
@@ -225,8 +232,20 @@ class BotRunner:
         self.api = ApiServer(app, dashboard.host, dashboard.port)
         await self.api.start()
         log.info("API listening on %s:%d", dashboard.host, self.api.port)
-        # The console only, once: a generated password never reaches a log handler or the store.
-        print(login_banner(self.api.url, self.dashboard), file=sys.stderr, flush=True)
+        # The console only, once: a generated password never reaches a log handler or the store,
+        # and reaches the console only when it is a terminal (in a container it is the log).
+        print(self._login_banner(self.api.url, self.dashboard), file=sys.stderr, flush=True)
+
+    def _login_banner(self, url: str, dash: DashboardSecrets) -> str:
+        reveal = sys.stderr.isatty()
+        saved = self.data_dir / CREDENTIALS_FILE
+        if dash.generated and not reveal:
+            saved.parent.mkdir(parents=True, exist_ok=True)
+            write_generated(dash, saved)
+        else:
+            saved.unlink(missing_ok=True)  # an earlier session's values are void now
+        return login_banner(url, dash, reveal=reveal, saved_to=saved,
+                            pod=os.environ.get("POD_NAME"))
 
     async def _beat(self) -> None:
         while True:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import re
 import secrets as token_source
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bcrypt
 
@@ -153,18 +155,42 @@ def dashboard_secrets(environ: Mapping[str, str]) -> DashboardSecrets:
                             generated=tuple(generated), generated_password=password)
 
 
-def login_banner(url: str, dash: DashboardSecrets) -> str:
-    """How to reach and log in to the dashboard: printed once to the console, never logged."""
-    lines = [f"NovaPulse dashboard: {url}"]
+CREDENTIALS_FILE = "dashboard-login.txt"
+
+
+def write_generated(dash: DashboardSecrets, path: Path) -> None:
+    """The values generated for this session, in a file only its owner may read (0600): where
+    they go when the console is not a terminal (a container's console is its log)."""
+    lines = []
     if dash.generated_password is not None:
-        lines.append(f"  log in with the password (this session only): {dash.generated_password}")
-    else:
-        lines.append(f"  log in with the password whose bcrypt hash is in {PASSWORD_HASH}")
+        lines.append(f"password={dash.generated_password}")
     if ADMIN_KEY in dash.generated:
+        lines.append(f"{ADMIN_KEY}={dash.admin_key}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        os.fchmod(handle.fileno(), 0o600)  # an older file may have had other bits
+        handle.write("\n".join(lines) + "\n")
+
+
+def login_banner(url: str, dash: DashboardSecrets, reveal: bool = True,
+                 saved_to: Path | None = None, pod: str | None = None) -> str:
+    """How to reach and log in to the dashboard, printed once to the console and never
+    logged. Generated values appear only when `reveal` (the console is a terminal); else the
+    banner says where they were saved (`saved_to`)."""
+    lines = [f"NovaPulse dashboard: {url}"]
+    if dash.generated_password is not None and reveal:
+        lines.append(f"  log in with the password (this session only): {dash.generated_password}")
+    elif dash.generated_password is None:
+        lines.append(f"  log in with the password whose bcrypt hash is in {PASSWORD_HASH}")
+    if ADMIN_KEY in dash.generated and reveal:
         lines.append(f"  API admin key (this session only): {dash.admin_key}")
         lines.append(f"  e.g. curl -s {url}/api/v1/status -H \"X-API-Key: {dash.admin_key}\"")
-    else:
+    elif ADMIN_KEY not in dash.generated:
         lines.append(f"  API: X-API-Key: ${ADMIN_KEY}")
+    if dash.generated and not reveal:
+        where = f"cat {saved_to}" if pod is None else f"kubectl exec {pod} -- cat {saved_to}"
+        lines.append("  generated password and admin key (this session only) are not printed "
+                     f"here, as this console is not a terminal; read them with: {where}")
     if dash.generated:
         lines.append("  (set " + ", ".join(dash.generated) + " to keep them across restarts)")
     return "\n".join(lines)

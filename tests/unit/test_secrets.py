@@ -3,6 +3,9 @@ paper mode generates what is missing."""
 
 from __future__ import annotations
 
+import stat
+from pathlib import Path
+
 import bcrypt
 import pytest
 
@@ -13,6 +16,7 @@ from novapulse.secrets import (
     dashboard_secrets,
     login_banner,
     startup_problems,
+    write_generated,
 )
 
 GOOD_HASH = bcrypt.hashpw(b"correct horse battery staple", bcrypt.gensalt(4)).decode()
@@ -84,6 +88,21 @@ def test_paper_mode_needs_nothing_and_generates_the_dashboard_secrets() -> None:
     banner = login_banner("http://localhost:8090", dash)
     assert "http://localhost:8090" in banner and dash.generated_password in banner
     assert dash.admin_key in banner  # the generated key is shown once, so curl can be used
+
+
+def test_off_a_terminal_generated_values_go_to_an_owner_only_file(tmp_path: Path) -> None:
+    dash = dashboard_secrets({})
+    path = tmp_path / "dashboard-login.txt"
+    write_generated(dash, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert f"password={dash.generated_password}" in text
+    assert f"DASHBOARD_ADMIN_KEY={dash.admin_key}" in text
+    banner = login_banner("http://localhost:8090", dash, reveal=False, saved_to=path,
+                          pod="bot1-abc")
+    assert f"kubectl exec bot1-abc -- cat {path}" in banner
+    for value in dash.values():
+        assert value not in banner
 
 
 def test_given_secrets_are_used_and_never_shown() -> None:
