@@ -52,6 +52,7 @@ def _parser() -> argparse.ArgumentParser:
                      help="serve the validating admission webhook (HTTPS) here; 0 disables")
     run.add_argument("--webhook-cert-dir", type=Path, default=Path("/etc/novapulse/webhook"),
                      help=f"holds the webhook's {webhook.CERT_FILE} and {webhook.KEY_FILE}")
+    run.add_argument("--webhook-addr", default="0.0.0.0", help="the webhook's bind address")
     run.add_argument("--verbose", "-v", action="store_true")
     sub.add_parser("crd", help="print the TradingBot CRD (YAML)")
     return parser
@@ -69,8 +70,8 @@ def run(args: argparse.Namespace) -> None:
         peering_name=args.peering_name,
         priority=args.priority,
         metrics_port=args.metrics_port,
-        webhook=webhook.WebhookConfig(port=args.webhook_port, cert_dir=args.webhook_cert_dir)
-        if args.webhook_port else None,
+        webhook=webhook.WebhookConfig(port=args.webhook_port, cert_dir=args.webhook_cert_dir,
+                                      addr=args.webhook_addr) if args.webhook_port else None,
     )
     registry = kopf.OperatorRegistry()
     register(registry, cfg)
