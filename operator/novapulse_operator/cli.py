@@ -12,13 +12,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import kopf
 
-from novapulse_operator import botapi, crd, webhook
+from novapulse_operator import botapi, crd, netpol, webhook
 from novapulse_operator.handlers import OperatorConfig, register
 
 
@@ -53,9 +54,28 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-cert-dir", type=Path, default=Path("/etc/novapulse/webhook"),
                      help=f"holds the webhook's {webhook.CERT_FILE} and {webhook.KEY_FILE}")
     run.add_argument("--webhook-addr", default="0.0.0.0", help="the webhook's bind address")
+    run.add_argument("--operator-namespace", default=None,
+                     help="namespace of the operator's pods, the only ones (with each bot's "
+                     "spec.network.ingressFrom) its NetworkPolicy admits; default: $POD_NAMESPACE,"
+                     " else the service account's namespace, else none (outside a cluster)")
+    run.add_argument("--operator-pod-label", action="append", default=[], metavar="KEY=VALUE",
+                     help="a label of the operator's pods (repeatable); default "
+                     "app.kubernetes.io/name=novapulse-operator")
     run.add_argument("--verbose", "-v", action="store_true")
     sub.add_parser("crd", help="print the TradingBot CRD (YAML)")
     return parser
+
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def operator_peer(args: argparse.Namespace) -> netpol.OperatorPeer:
+    namespace = args.operator_namespace or os.environ.get("POD_NAMESPACE")
+    if not namespace and SERVICE_ACCOUNT_NAMESPACE.is_file():
+        namespace = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+    labels = dict(item.split("=", 1) for item in args.operator_pod_label if "=" in item)
+    return netpol.OperatorPeer(namespace=namespace or None,
+                               labels=labels or dict(netpol.DEFAULT_OPERATOR_LABELS))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -65,6 +85,7 @@ def run(args: argparse.Namespace) -> None:
         resync_seconds=args.resync_seconds,
         endpoint_template=args.bot_endpoint_template,
         allow_endpoint_annotation=args.allow_bot_endpoint_annotation,
+        operator_peer=operator_peer(args),
         flat_wait_seconds=args.flat_wait_seconds,
         bot_poll_seconds=args.bot_poll_seconds,
         peering_name=args.peering_name,

@@ -221,6 +221,22 @@ def spec_schema() -> dict[str, Any]:
                 },
             },
             "remediation": remediation_schema(),
+            "network": {
+                "type": "object",
+                "description": "The bot's NetworkPolicy: port 8090 is open to the operator's "
+                "pods and to these peers only.",
+                "properties": {
+                    "ingressFrom": {
+                        "type": "array",
+                        "maxItems": 16,
+                        "description": "NetworkPolicy peers (namespaceSelector, podSelector, "
+                        "ipBlock) that may reach the API and /metrics, e.g. Prometheus' "
+                        "namespace or an ingress controller.",
+                        "items": {"type": "object",
+                                  "x-kubernetes-preserve-unknown-fields": True},
+                    },
+                },
+            },
             "config": config_schema(config_json_schema()),
             "onDelete": {
                 "type": "string",

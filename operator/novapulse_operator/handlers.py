@@ -13,7 +13,16 @@ from typing import Any
 
 import kopf
 
-from novapulse_operator import botapi, metrics, pilot, reconcile, status, teardown, webhook
+from novapulse_operator import (
+    botapi,
+    metrics,
+    netpol,
+    pilot,
+    reconcile,
+    status,
+    teardown,
+    webhook,
+)
 from novapulse_operator.account_book import AccountBook, index_entries
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.spec import GROUP, PLURAL, VERSION
@@ -52,6 +61,8 @@ class OperatorConfig:
     poll_concurrency: int = 64
     # Honour novapulse.io/bot-endpoint (local runs, tests): the admin key goes where it points.
     allow_endpoint_annotation: bool = False
+    # The operator's own pods, the only ones (with spec.network.ingressFrom) that reach a bot.
+    operator_peer: netpol.OperatorPeer = field(default_factory=netpol.OperatorPeer)
     webhook: webhook.WebhookConfig | None = None  # the admission webhook's server; None: off
 
 
@@ -174,7 +185,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             # A timer's body is live (kopf updates it in place): decide on one snapshot.
             snapshot = copy.deepcopy(dict(body))
             new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger),
-                                            state.accounts)
+                                            state.accounts, operator=cfg.operator_peer)
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         patch.status.update(new)
@@ -213,7 +224,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             if due:
                 state.last_resync[uid] = now
                 new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
-                                                     state.accounts))
+                                                     state.accounts, operator=cfg.operator_peer))
             snapshot["status"] = new
             result = await autopilot.tick(snapshot, state.kube(), emit, view, datetime.now(UTC))
             new.update(result.status)
@@ -223,7 +234,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             if result.reapply or (readiness_moved and not due):
                 snapshot["status"] = new
                 new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
-                                                     state.accounts))
+                                                     state.accounts, operator=cfg.operator_peer))
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         current = dict(body.status)

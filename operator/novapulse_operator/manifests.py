@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from novapulse_operator import livegate
+from novapulse_operator import livegate, netpol
 from novapulse_operator.rendering import CONFIG_DIR, CONFIG_FILE, DATA_DIR, RenderedConfig
 from novapulse_operator.spec import API_VERSION, BOT_PORT, KIND, BotSpec, Mode
 
@@ -293,13 +293,10 @@ def service_account(owner: Owner) -> Manifest:
             "metadata": metadata(owner, owner.name), "automountServiceAccountToken": False}
 
 
-def network_policy(owner: Owner) -> Manifest:
-    """Ingress only to the API port (same namespace and the operator); egress to DNS,
-    HTTPS (Kraken, analytics, Telegram) and PostgreSQL."""
-    operator_pods = {
-        "namespaceSelector": {},
-        "podSelector": {"matchLabels": {"app.kubernetes.io/name": "novapulse-operator"}},
-    }
+def network_policy(owner: Owner, spec: BotSpec, operator: netpol.OperatorPeer,
+                   database: netpol.Database | None) -> Manifest:
+    """The rules of `netpol`: the API port only for the operator's pods and the peers the spec
+    lists; egress to DNS, HTTPS and, with an external database, its port."""
     return {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "NetworkPolicy",
@@ -308,25 +305,23 @@ def network_policy(owner: Owner) -> Manifest:
             "podSelector": {"matchLabels": selector(owner)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [{
-                "from": [{"podSelector": {}}, operator_pods],
+                "from": netpol.ingress_peers(operator, list(spec.ingress_from)),
                 "ports": [{"protocol": "TCP", "port": BOT_PORT}],
             }],
-            "egress": [
-                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                {"ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 5432}]},
-            ],
+            "egress": netpol.egress_rules(database),
         },
     }
 
 
 def children(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
-             remedies: Remedies | None = None) -> list[Manifest]:
+             remedies: Remedies | None = None, operator: netpol.OperatorPeer | None = None,
+             database: netpol.Database | None = None) -> list[Manifest]:
     """Every owned child in apply order (the Deployment last: what it mounts exists first)."""
     return [
         service_account(owner),
         config_map(owner, rendered),
         pvc(owner, spec),
         service(owner),
-        network_policy(owner),
+        network_policy(owner, spec, operator or netpol.OperatorPeer(), database),
         deployment(owner, spec, rendered, mode, remedies),
     ]

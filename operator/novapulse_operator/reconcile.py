@@ -20,6 +20,7 @@ from novapulse_operator import (
     livegate,
     manifests,
     metrics,
+    netpol,
     rendering,
     status,
 )
@@ -63,6 +64,17 @@ async def _read_secrets(client: KubeClient, owner: Owner, spec: BotSpec,
     if spec.dashboard_secret is not None:
         dashboard = await client.secret_data(owner.namespace, spec.dashboard_secret.name)
     return exchange, dashboard
+
+
+async def _database(client: KubeClient, owner: Owner, spec: BotSpec) -> netpol.Database | None:
+    """Where the bot's external database is, for its NetworkPolicy (only host and port of the
+    URL are kept; None: the embedded PostgreSQL)."""
+    ref = spec.database_secret
+    if ref is None:
+        return None
+    data = await client.secret_data(owner.namespace, ref.name) or {}
+    return netpol.database_of(data.get(ref.key or "DATABASE_URL"), owner.namespace) \
+        or netpol.Database()
 
 
 async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit) -> None:
@@ -136,7 +148,8 @@ def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None
 
 
 async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
-                    book: AccountBook, now: datetime | None = None) -> dict[str, Any]:
+                    book: AccountBook, now: datetime | None = None,
+                    operator: netpol.OperatorPeer | None = None) -> dict[str, Any]:
     """Converge the children of `body`; returns the new `.status` (the operator's keys)."""
     started = time.monotonic()
     now = now or datetime.now(UTC)
@@ -166,7 +179,9 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         try:
             if spec.dashboard_secret is None:
                 await ensure_generated_dashboard_secret(client, owner, emit)
-            for child in manifests.children(owner, spec, rendered, effective, remedies):
+            database = await _database(client, owner, spec)
+            for child in manifests.children(owner, spec, rendered, effective, remedies,
+                                            operator, database):
                 kind, name = child["kind"], child["metadata"]["name"]
                 action = await client.apply(child)
                 if action != "unchanged":

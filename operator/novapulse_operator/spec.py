@@ -67,6 +67,7 @@ class BotSpec:
     storage_class: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     on_delete: Literal["closePositions", "leaveOpen"] = "closePositions"
+    ingress_from: tuple[Mapping[str, Any], ...] = ()  # more NetworkPolicy peers for :8090
 
 
 DEFAULT_RESOURCES: dict[str, Any] = {
@@ -110,6 +111,8 @@ def parse_spec(spec: Mapping[str, Any]) -> BotSpec:
         storage_class=str(storage["storageClassName"]) if storage.get("storageClassName") else None,
         config=dict(spec.get("config") or {}),
         on_delete=on_delete if on_delete in ON_DELETE else "closePositions",
+        ingress_from=tuple(dict(p) for p in (spec.get("network") or {}).get("ingressFrom") or ()
+                           if isinstance(p, Mapping)),
     )
 
 
