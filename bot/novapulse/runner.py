@@ -103,6 +103,7 @@ def parse_feed_spec(text: str, speed: float = 300.0) -> FeedSpec:
 
 EQUITY_SAMPLE_SECONDS = 5.0
 EQUITY_CURVE_POINTS = 5_000
+PRICE_POINTS = 1_000  # closes kept per pair for the dashboard's price charts
 
 
 @dataclass
@@ -115,6 +116,14 @@ class RunnerState:
     warmed_up: bool = False
     equity_curve: deque[tuple[float, float]] = field(
         default_factory=lambda: deque(maxlen=EQUITY_CURVE_POINTS))
+    prices: dict[str, deque[tuple[float, float]]] = field(default_factory=dict)
+
+    def record_price(self, candle: Candle) -> None:
+        """The candle's close at its close time, for the dashboard's price chart."""
+        series = self.prices.get(candle.pair)
+        if series is None:
+            series = self.prices[candle.pair] = deque(maxlen=PRICE_POINTS)
+        series.append((float(candle.close_ts), candle.close))
 
 
 class BotRunner:
@@ -382,6 +391,7 @@ class BotRunner:
             # Data age in market time (how late the candle closed), plus the time it waited here.
             age = market_lag + (time.perf_counter() - received)
             executions = engine.on_candle(candle, age)
+            self.state.record_price(candle)
             if self.analytics is not None:
                 self.analytics.candle(candle)
             self.state.warmed_up = True

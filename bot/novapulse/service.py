@@ -97,6 +97,7 @@ class BotService:
         errors = engine.error_trades()  # held until a fill or an admin closes them
         return {
             "mode": engine.mode,
+            "account_currency": engine.config.trading.account_currency,
             "paused": pause.paused,
             "pause_reason": pause.reason or None,
             "paused_by": str(pause.paused_by) if pause.paused_by else None,
@@ -196,6 +197,10 @@ class BotService:
 
     def equity_curve(self) -> list[tuple[float, float]]:
         return list(self._runner.state.equity_curve)
+
+    def prices(self) -> dict[str, list[tuple[float, float]]]:
+        """Recent closes per pair, [close time, close], oldest first."""
+        return {pair: list(series) for pair, series in self._runner.state.prices.items()}
 
     async def performance(self) -> dict[str, Any]:
         engine = self._runner.engine

@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium against the real bot process on the replay feed:
-log in, see status and positions, pause (reason manual), resume. Saves screenshots to
-`test-artifacts/`."""
+log in, see status, positions, price charts with trades, the equity curve and closed trades,
+pause (by an admin), resume; nothing overflows sideways at 1400 px nor on a 420 px phone.
+One page load per width; screenshots under the test's tmp dir."""
 
 from __future__ import annotations
 
@@ -22,7 +23,16 @@ from support.bot_env import bot_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "data" / "sample"
-ARTIFACTS = ROOT / "test-artifacts"
+# Elements wider than the page, outside the containers that scroll on purpose.
+OVERFLOW = """() => {
+  const width = document.documentElement.clientWidth;
+  const wide = [...document.querySelectorAll('body *')].filter((el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && (r.right > width + 1 || r.left < -1)
+      && !el.closest('.table-wrap, .thoughts, dialog');
+  }).map((el) => el.tagName + (el.id ? '#' + el.id : '') + '.' + el.className);
+  return {scroll: document.documentElement.scrollWidth, width, wide: wide.slice(0, 5)};
+}"""
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 PASSWORD = "correct horse battery staple"
 
@@ -85,11 +95,16 @@ async def wait_for_api(bot: RunningBot) -> None:
     raise AssertionError(f"the bot's API never came up:\n{bot.log_path.read_text()[-3000:]}")
 
 
-async def test_login_see_state_pause_and_resume(bot: RunningBot) -> None:
+async def assert_fits(page: object, width: int) -> None:
+    layout = await page.evaluate(OVERFLOW)  # type: ignore[attr-defined]
+    assert layout["scroll"] <= layout["width"], (width, layout)
+    assert layout["wide"] == [], (width, layout)
+
+
+async def test_login_see_state_pause_and_resume(bot: RunningBot, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 
     await wait_for_api(bot)
-    ARTIFACTS.mkdir(exist_ok=True)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
             executable_path=CHROMIUM, headless=True,
@@ -97,7 +112,7 @@ async def test_login_see_state_pause_and_resume(bot: RunningBot) -> None:
                   "--disable-background-networking", "--disable-component-update",
                   "--disable-sync"])
         try:
-            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page = await browser.new_page(viewport={"width": 1400, "height": 900})
             await page.goto(bot.url + "/")
             await expect(page).to_have_url(f"{bot.url}/login")
 
@@ -117,20 +132,44 @@ async def test_login_see_state_pause_and_resume(bot: RunningBot) -> None:
             await expect(page.locator("#strategies tbody tr")).to_have_count(5)
             await expect(page.locator("#equity-chart")).to_have_attribute(
                 "data-points", re.compile(r"^([2-9]|\d\d+)$"), timeout=20_000)
-            await page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+            prices = page.locator("canvas.price-chart")
+            await expect(prices).to_have_count(2, timeout=20_000)
+            await expect(prices.first).to_have_attribute(
+                "data-points", re.compile(r"^([2-9]|\d\d+)$"), timeout=20_000)
+            # Amounts carry the account currency; a strategy without losses never shows 100.
+            await expect(page.locator("#equity")).to_have_text(re.compile(r" BTC$"))
+            await expect(page.locator("#daily-pnl")).to_have_text(re.compile(r"BTC$"))
+            pf = await page.locator("#strategies tbody td:nth-child(5)").all_inner_texts()
+            assert "100.00" not in pf, pf
+            closed = await page.locator("#closed-trades tbody tr").count()
+            assert closed > 0 or await page.locator("#no-closed-trades").is_visible()
+            favicon = await page.request.get(bot.url + "/favicon.ico")
+            assert favicon.status == 200 and "svg" in favicon.headers["content-type"]
+            await assert_fits(page, 1400)
+            await page.screenshot(path=str(tmp_path / "dashboard-1400.png"), full_page=True)
 
             await page.click("#pause-button")
             await page.fill("#reason-input", "checking the exchange")
             await page.click("#confirm-ok")
             await expect(page.locator("#pause-banner")).to_be_visible()
-            await expect(page.locator("#paused-by")).to_have_text("manual")
+            await expect(page.locator("#paused-by")).to_have_text("an admin (manual pause)")
             await expect(page.locator("#pause-reason")).to_have_text("checking the exchange")
             await expect(page.locator("#trading-state")).to_have_text("paused")
-            await page.screenshot(path=str(ARTIFACTS / "dashboard-paused.png"), full_page=True)
+            await page.screenshot(path=str(tmp_path / "dashboard-paused.png"), full_page=True)
 
             await page.click("#resume-button")
             await page.click("#confirm-ok")
             await expect(page.locator("#pause-banner")).to_be_hidden()
             await expect(page.locator("#trading-state")).to_have_text("trading")
+
+            # A phone: the one page load at 420 px.
+            await page.set_viewport_size({"width": 420, "height": 900})
+            await page.reload()
+            await expect(page.locator("#strategies tbody tr")).to_have_count(5)
+            await expect(page.locator("canvas.price-chart")).to_have_count(2, timeout=20_000)
+            await expect(page.locator("#equity-chart")).to_have_attribute(
+                "data-points", re.compile(r"^([2-9]|\d\d+)$"), timeout=20_000)
+            await assert_fits(page, 420)
+            await page.screenshot(path=str(tmp_path / "dashboard-420.png"), full_page=True)
         finally:
             await browser.close()

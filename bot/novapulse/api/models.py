@@ -82,6 +82,8 @@ class TelegramOut(_Model):
 
 class Status(_Model):
     mode: Literal["paper", "canary", "live"]
+    account_currency: str = Field(
+        "", description="Currency of equity, bankroll and P&L (trading.account_currency)")
     paused: bool
     pause_reason: str | None
     paused_by: PausedByName | None
@@ -227,6 +229,11 @@ class Performance(_Model):
 class Equity(_Model):
     points: list[Annotated[list[float], Field(min_length=2, max_length=2)]] = Field(
         description="[unix time, equity] pairs, oldest first")
+
+
+class Prices(_Model):
+    pairs: dict[str, list[Annotated[list[float], Field(min_length=2, max_length=2)]]] = Field(
+        description="Per pair, recent [close time, close] points, oldest first")
 
 
 class PauseRequest(_Model):

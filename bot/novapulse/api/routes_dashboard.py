@@ -44,6 +44,15 @@ def dashboard_router(ctx: ApiContext) -> APIRouter:
             return RedirectResponse("/login", status_code=303)
         return _page(ctx.static_dir, "index.html")
 
+    @router.get("/favicon.ico")
+    async def favicon() -> Response:
+        """Browsers ask for it on every page; the icon is an SVG (every current browser)."""
+        path = ctx.static_dir / "favicon.svg"
+        if not path.is_file():
+            return Response(status_code=404)
+        return FileResponse(path, media_type="image/svg+xml",
+                            headers={"Cache-Control": "max-age=86400"})
+
     @router.get("/login")
     async def login_page() -> Response:
         return _page(ctx.static_dir, "login.html")

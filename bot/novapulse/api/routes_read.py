@@ -18,6 +18,7 @@ from novapulse.api.models import (
     Equity,
     Performance,
     Positions,
+    Prices,
     Risk,
     Status,
     Strategies,
@@ -87,6 +88,14 @@ def read_router(ctx: ApiContext) -> APIRouter:
         points = await gateway.read(service.equity_curve)
         return {"points": [(ts, eq) for ts, eq in points
                            if math.isfinite(ts) and math.isfinite(eq)]}
+
+    @router.get("/prices", response_model=Prices)
+    async def prices(_: ReadCaller) -> Any:
+        """Recent closes per pair (the dashboard's price charts), oldest first."""
+        series = await gateway.read(service.prices)
+        return {"pairs": {pair: [(ts, px) for ts, px in points
+                                 if math.isfinite(ts) and math.isfinite(px)]
+                          for pair, points in series.items()}}
 
     return router
 

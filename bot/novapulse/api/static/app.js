@@ -3,8 +3,20 @@
 // Server-Sent Events, and sends control calls with the session's CSRF token.
 
 const REFRESH_MS = 2000;
-const EQUITY_REFRESH_MS = 5000;
+const CHART_REFRESH_MS = 5000;
 const MAX_THOUGHTS = 200;
+const CLOSED_TRADES = 100;
+
+// Who holds a pause, in words a trader reads (status.paused_by is the API's name).
+const PAUSED_BY = {
+  manual: "an admin (manual pause)",
+  risk_rule: "a risk rule",
+  circuit_breaker: "the feed's circuit breaker",
+  operator: "the Kubernetes operator",
+};
+
+let currency = "";
+let latest = { positions: [], closed: [] };
 
 const $ = (id) => document.getElementById(id);
 
@@ -41,6 +53,28 @@ function fmt(value, digits = 2) {
   });
 }
 
+// An amount of money: always with the account currency.
+function money(value, digits = 2) {
+  const text = fmt(value, digits);
+  return text === "–" || !currency ? text : `${text} ${currency}`;
+}
+
+function signedMoney(value, digits = 4) {
+  if (value === null || value === undefined || Number.isNaN(value)) return "–";
+  return (value > 0 ? "+" : "") + money(value, digits);
+}
+
+function fmtTime(ts) {
+  if (ts === null || ts === undefined) return "–";
+  return new Date(ts * 1000).toISOString().replace("T", " ").slice(0, 16);
+}
+
+// Profit factor: undefined without a losing trade — ∞ when there were wins, else —.
+function fmtProfitFactor(pf, trades, wins) {
+  if (pf !== null && pf !== undefined) return fmt(pf);
+  return trades > 0 && wins === trades ? "∞" : "—";
+}
+
 function fmtPrice(value) {
   if (value === null || value === undefined) return "–";
   return Number(value).toPrecision(6);
@@ -68,18 +102,21 @@ function cell(row, text, className) {
 }
 
 function renderStatus(s) {
+  currency = s.account_currency || currency;
+  $("equity-unit").textContent = currency ? `(${currency})` : "";
+  $("closed-pnl-head").textContent = currency ? `PnL (${currency})` : "PnL";
   setBadge($("mode"), `mode ${s.mode}`, s.mode === "live" ? "danger" : "info");
   setBadge($("trading-state"), s.paused ? "paused" : "trading", s.paused ? "warn" : "ok");
   setBadge($("feed-state"), s.ws_connected ? "feed connected" : "feed down",
     s.ws_connected ? "ok" : "danger");
   setBadge($("db-state"), s.db_ok ? "db ok" : "db error", s.db_ok ? "ok" : "danger");
   $("pause-banner").hidden = !s.paused;
-  $("paused-by").textContent = s.paused_by || "";
+  $("paused-by").textContent = PAUSED_BY[s.paused_by] || s.paused_by || "";
   $("pause-reason").textContent = s.pause_reason || "";
-  $("equity").textContent = fmt(s.equity);
-  $("bankroll").textContent = fmt(s.bankroll);
+  $("equity").textContent = money(s.equity);
+  $("bankroll").textContent = money(s.bankroll);
   const pnl = $("daily-pnl");
-  pnl.textContent = fmt(s.daily_pnl, 4);
+  pnl.textContent = signedMoney(s.daily_pnl);
   pnl.className = `value ${s.daily_pnl < 0 ? "neg" : s.daily_pnl > 0 ? "pos" : ""}`;
   $("open-positions").textContent = String(s.open_positions);
   $("uptime").textContent = fmtDuration(s.uptime_s);
@@ -107,7 +144,7 @@ function renderPositions(rows) {
     cell(row, fmtPrice(p.last_price));
     cell(row, fmtPrice(p.trailing_stop || p.stop_loss));
     cell(row, fmtPrice(p.take_profit));
-    cell(row, fmt(p.unrealized_pnl, 4), p.unrealized_pnl < 0 ? "neg" : "pos");
+    cell(row, signedMoney(p.unrealized_pnl), p.unrealized_pnl < 0 ? "neg" : "pos");
     cell(row, p.strategy);
     body.appendChild(row);
   }
@@ -120,10 +157,11 @@ function renderStrategies(rows) {
   for (const s of rows) {
     const row = document.createElement("tr");
     cell(row, s.name);
-    cell(row, fmt(s.weight));
+    const weight = cell(row, fmt(s.weight));
+    if (s.weight_reason) weight.title = s.weight_reason;  // why the tuner set it
     cell(row, String(s.trades));
-    cell(row, `${fmt(s.win_rate * 100, 0)}%`);
-    cell(row, fmt(s.profit_factor));
+    cell(row, s.trades ? `${fmt(s.win_rate * 100, 0)}%` : "—");
+    cell(row, fmtProfitFactor(s.profit_factor, s.trades, s.wins));
     let state = "active";
     if (s.runtime_disabled) state = "guardrail off";
     if (s.manually_disabled) state = "off (manual)";
@@ -142,39 +180,52 @@ function renderStrategies(rows) {
 }
 
 function drawEquity(points) {
-  const canvas = $("equity-chart");
-  const width = canvas.clientWidth || 600;
-  const height = canvas.height;
-  canvas.width = width;
-  canvas.dataset.points = String(points.length);
-  const ctx = canvas.getContext("2d");
-  ctx.clearRect(0, 0, width, height);
-  ctx.font = "12px system-ui, sans-serif";
-  ctx.fillStyle = "#8b98a9";
-  if (points.length < 2) {
-    ctx.fillText("Collecting equity samples…", 12, height / 2);
-    return;
+  NPCharts.equity($("equity-chart"), points, { currency, height: 220 });
+}
+
+function tradeMarkers(pair) {
+  const rows = latest.closed.filter((t) => t.pair === pair);
+  for (const p of latest.positions) {
+    if (p.pair === pair) rows.push(Object.assign({}, p, { exit_time: null }));
   }
-  const values = points.map((p) => p[1]);
-  let lo = Math.min(...values);
-  let hi = Math.max(...values);
-  if (hi - lo < 1e-9) { hi += 1; lo -= 1; }
-  const pad = 28;
-  const x = (i) => pad + (i / (points.length - 1)) * (width - pad - 8);
-  const y = (v) => 8 + (1 - (v - lo) / (hi - lo)) * (height - 16 - 16);
-  ctx.strokeStyle = "#2b3645";
-  ctx.beginPath();
-  ctx.moveTo(pad, y(values[0]));
-  ctx.lineTo(width - 8, y(values[0]));
-  ctx.stroke();
-  ctx.strokeStyle = values[values.length - 1] >= values[0] ? "#35c47c" : "#ef5f5f";
-  ctx.lineWidth = 2;
-  ctx.beginPath();
-  values.forEach((v, i) => (i === 0 ? ctx.moveTo(x(i), y(v)) : ctx.lineTo(x(i), y(v))));
-  ctx.stroke();
-  ctx.fillStyle = "#8b98a9";
-  ctx.fillText(fmt(hi), 2, 14);
-  ctx.fillText(fmt(lo), 2, height - 18);
+  return rows;
+}
+
+function drawPrices(series) {
+  const box = $("price-charts");
+  for (const [pair, points] of Object.entries(series)) {
+    let canvas = box.querySelector(`canvas[data-pair="${CSS.escape(pair)}"]`);
+    if (!canvas) {
+      canvas = document.createElement("canvas");
+      canvas.className = "price-chart";
+      canvas.dataset.pair = pair;
+      canvas.setAttribute("aria-label", `${pair} price with trades`);
+      box.appendChild(canvas);
+    }
+    NPCharts.price(canvas, points, tradeMarkers(pair),
+      { title: pair, unit: pair.split("/")[1] || "", height: 200 });
+  }
+}
+
+function renderClosedTrades(rows) {
+  const body = $("closed-trades").querySelector("tbody");
+  body.replaceChildren();
+  for (const t of rows) {
+    const row = document.createElement("tr");
+    cell(row, t.pair);
+    cell(row, fmtTime(t.entry_time));
+    cell(row, fmtTime(t.exit_time));
+    cell(row, t.exit_time ? fmtDuration(t.exit_time - t.entry_time) : "–");
+    cell(row, fmtPrice(t.entry_price));
+    cell(row, fmtPrice(t.exit_price));
+    cell(row, fmt(t.quantity, 4));
+    cell(row, signedMoney(t.pnl), t.pnl < 0 ? "neg" : "pos");
+    const reason = (t.notes || "").split("exit: ").pop();
+    cell(row, (t.notes || "").includes("exit: ") ? reason : "–");
+    cell(row, (t.strategy || "").split(",").join(", "));
+    body.appendChild(row);
+  }
+  $("no-closed-trades").hidden = rows.length > 0;
 }
 
 function addThought(t) {
@@ -210,6 +261,7 @@ async function refresh() {
     ]);
     renderStatus(status);
     renderPositions(positions.positions);
+    latest.positions = positions.positions;
     renderStrategies(strategies.strategies);
     $("connection-banner").hidden = true;
   } catch (err) {
@@ -217,11 +269,24 @@ async function refresh() {
   }
 }
 
-async function refreshEquity() {
+async function refreshCharts() {
   try {
-    drawEquity((await api("/api/v1/equity")).points);
+    const [equity, prices, closed] = await Promise.all([
+      api("/api/v1/equity"), api("/api/v1/prices"),
+      api(`/api/v1/trades?status=closed&limit=${CLOSED_TRADES}`),
+    ]);
+    latest.closed = closed.trades;
+    renderClosedTrades(closed.trades);
+    drawEquity(equity.points);
+    drawPrices(prices.pairs);
   } catch (_) { /* the banner already says contact is lost */ }
 }
+
+let resizeTimer = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizeTimer);
+  resizeTimer = setTimeout(refreshCharts, 200);
+});
 
 async function control(path, body, doneText) {
   const result = $("control-result");
@@ -279,8 +344,7 @@ async function loadRecentThoughts() {
   } catch (_) { /* the stream fills in */ }
 }
 
-refresh();
-refreshEquity();
+refresh().then(refreshCharts);
 loadRecentThoughts().then(openThoughtStream);
 setInterval(refresh, REFRESH_MS);
-setInterval(refreshEquity, EQUITY_REFRESH_MS);
+setInterval(refreshCharts, CHART_REFRESH_MS);

@@ -32,7 +32,7 @@ const NPCharts = (() => {
   }
 
   // Tick spacing for a time span: a round number of minutes, hours or days.
-  const STEPS = [60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400,
+  const STEPS = [5, 10, 15, 30, 60, 300, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 2 * 86400,
     7 * 86400, 14 * 86400, 30 * 86400, 91 * 86400, 365 * 86400];
 
   function timeTicks(t0, t1, maxTicks) {
@@ -46,6 +46,7 @@ const NPCharts = (() => {
   function timeLabel(t, step) {
     const iso = new Date(t * 1000).toISOString();
     if (step >= 86400) return iso.slice(0, 10);
+    if (step < 60) return iso.slice(11, 19);
     const day = iso.slice(5, 10);
     const hm = iso.slice(11, 16);
     return hm === "00:00" ? day : `${day} ${hm}`;
