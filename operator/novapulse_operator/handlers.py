@@ -155,6 +155,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 or kopf.login_with_service_account(settings=settings)
                 or kopf.login_with_kubeconfig(settings=settings))
         state.info = info
+        if state.client is not None and info is not None:
+            state.client.update_login(info)  # a re-login (e.g. a refreshed token) replaces it
         return info
 
     @kopf.index(*RESOURCE, id=ACCOUNTS_INDEX, registry=registry)

@@ -10,6 +10,7 @@ import base64
 import ssl
 import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
@@ -55,26 +56,35 @@ def is_subset(desired: Any, actual: Any) -> bool:
     return bool(desired == actual)
 
 
-def _pem_file(data: str | bytes) -> str:
-    raw = base64.b64decode(data) if isinstance(data, str) else data
-    with tempfile.NamedTemporaryFile(delete=False, suffix=".pem") as handle:
-        handle.write(raw)
-        return handle.name
+def _pem(data: str | bytes) -> bytes:
+    return base64.b64decode(data) if isinstance(data, str) else data
 
 
 def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
+    """TLS from the login's material. The CA is loaded from memory; a client certificate and
+    key given as data pass through files (Python's ssl loads a key from a file only) in a
+    private directory that is removed before this returns: no key material stays on disk."""
     if not info.server.startswith("https"):
         return True
     if info.insecure:
         return False
-    ca_path = info.ca_path or (_pem_file(info.ca_data) if info.ca_data else None)
-    context = ssl.create_default_context(cafile=str(ca_path) if ca_path else None)
-    cert = info.certificate_path or (
-        _pem_file(info.certificate_data) if info.certificate_data else None)
-    key = info.private_key_path or (
-        _pem_file(info.private_key_data) if info.private_key_data else None)
-    if cert:
-        context.load_cert_chain(str(cert), str(key) if key else None)
+    context = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None)
+    if info.ca_data and not info.ca_path:
+        context.load_verify_locations(cadata=_pem(info.ca_data).decode())
+    if info.certificate_path:
+        key = str(info.private_key_path) if info.private_key_path else None
+        context.load_cert_chain(str(info.certificate_path), key)
+    elif info.certificate_data:
+        with tempfile.TemporaryDirectory(prefix="novapulse-tls-") as private:
+            cert = Path(private, "client.crt")
+            cert.write_bytes(_pem(info.certificate_data))
+            key_path: str | None = str(info.private_key_path) if info.private_key_path else None
+            if info.private_key_data:
+                key_file = Path(private, "client.key")
+                key_file.touch(mode=0o600)
+                key_file.write_bytes(_pem(info.private_key_data))
+                key_path = str(key_file)
+            context.load_cert_chain(str(cert), key_path)
     return context
 
 
@@ -83,18 +93,23 @@ class KubeClient:
 
     def __init__(self, info: kopf.ConnectionInfo, timeout: float = 30.0) -> None:
         self._base = info.server.rstrip("/")
+        self._auth = dict(info.as_http_headers())
         self._session = aiohttp.ClientSession(
-            headers=info.as_http_headers(),
             timeout=aiohttp.ClientTimeout(total=timeout),
             connector=aiohttp.TCPConnector(ssl=ssl_context(info), limit=32),
         )
+
+    def update_login(self, info: kopf.ConnectionInfo) -> None:
+        """Use the credentials of a new login (kopf logs in again when its token is refused
+        or expires): the next request carries them, the old ones are dropped."""
+        self._auth = dict(info.as_http_headers())
 
     async def close(self) -> None:
         await self._session.close()
 
     async def _request(self, method: str, path: str, body: Any = None,
                        content_type: str = "application/json") -> dict[str, Any] | None:
-        headers = {"Content-Type": content_type} if body is not None else {}
+        headers = {**self._auth, **({"Content-Type": content_type} if body is not None else {})}
         async with self._session.request(method, self._base + path, json=body,
                                          headers=headers) as resp:
             if resp.status == 404 and method == "GET":

@@ -1,0 +1,78 @@
+"""The operator's API client keeps no key material on disk, and a new login (a refreshed
+token) replaces the old credentials in the client."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import kopf
+import pytest
+from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from novapulse_operator.kube import KubeClient, ssl_context
+
+
+def _client_pair() -> tuple[bytes, bytes]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "operator")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+
+
+def test_client_key_data_leaves_nothing_on_disk(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    cert, key = _client_pair()
+    info = kopf.ConnectionInfo(server="https://127.0.0.1:6443",
+                               certificate_data=base64.b64encode(cert).decode(),
+                               private_key_data=base64.b64encode(key).decode(),
+                               ca_data=base64.b64encode(cert).decode())
+    context = ssl_context(info)
+    assert context is not False and context is not True
+    assert list(tmp_path.iterdir()) == []  # the key was loaded, then its file removed
+
+
+@pytest.fixture()
+async def server() -> AsyncIterator[tuple[list[str], str]]:
+    seen: list[str] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Authorization", ""))
+        return web.json_response({"kind": "ConfigMap"})
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield seen, f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_new_login_replaces_the_token(server: tuple[list[str], str]) -> None:
+    seen, url = server
+    client = KubeClient(kopf.ConnectionInfo(server=url, scheme="Bearer", token="old-token"))
+    try:
+        await client.get("v1", "ConfigMap", "ns", "a")
+        client.update_login(kopf.ConnectionInfo(server=url, scheme="Bearer", token="new-token"))
+        await client.get("v1", "ConfigMap", "ns", "a")
+    finally:
+        await client.close()
+    assert seen == ["Bearer old-token", "Bearer new-token"]
