@@ -34,6 +34,7 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/backtest_throughput.py
+	$(BIN)/python bench/backtest_process.py
 	$(BIN)/python bench/tick_to_decision.py
 	$(BIN)/python bench/strategy_throughput.py
 	$(BIN)/python bench/operator_scale.py
