@@ -114,3 +114,15 @@ def test_names_must_be_unique_and_weights_set_once() -> None:
     conflict = refused([{"class": BUILTINS["ema_cross"], "weight": 2.0}],
                        ai={"strategy_weights": {"ema_cross": 0.5}})
     assert "strategies.0.weight: 2 conflicts with ai.strategy_weights.ema_cross" in conflict[0]
+
+
+def test_the_operator_shows_a_broken_strategy_in_config_valid() -> None:
+    from novapulse_operator.rendering import validate
+    from novapulse_operator.spec import parse_spec
+
+    spec = parse_spec({"mode": "paper", "pairs": ["ETH/BTC"], "config": {"strategies": [
+        {"class": "my_pkg.mod:MyStrategy"},
+        {"class": BUILTINS["ema_cross"], "params": {"min_hist_atr": "x"}}]}})
+    errors = validate(spec, "paper", "test")
+    assert errors[0].startswith("strategies.0.class: no module named 'my_pkg'")
+    assert errors[1].startswith("strategies.1.params: min_hist_atr: Input should be")
