@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -25,7 +23,8 @@ from novapulse.models import TradeStatus
 from novapulse.runner import FeedSpec, run_bot
 from novapulse.secrets import LIVE_REQUIRED
 from novapulse.store import Store
-from support.bot_env import bot_environment
+from support.bot_env import bot_environment, free_port
+from support.bot_process import BotProcess, launch_bot
 from support.store_rows import make_trade
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
@@ -42,41 +41,6 @@ SECRETS = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class Bot:
-    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path, port: int) -> None:
-        self.proc = proc
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def wait_for_api(self) -> None:
-        async with httpx.AsyncClient() as client:
-            for _ in range(600):
-                if self.proc.returncode is not None:
-                    break
-                try:
-                    if (await client.get(self.url + "/api/v1/health")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.1)
-        raise AssertionError(f"the API never came up:\n{self.log()[-3000:]}")
-
-    async def stop(self) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        return await asyncio.wait_for(self.proc.wait(), 30)
-
-
 @pytest.fixture
 async def replay() -> AsyncIterator[ReplayServer]:
     server = ReplayServer([(SAMPLES / f, None) for f in FILES], speed=3_000, start_index=300,
@@ -89,19 +53,15 @@ async def replay() -> AsyncIterator[ReplayServer]:
 
 
 async def start_bot(replay: ReplayServer, tmp_path: Path, dsn: str, mode: str,
-                    **env: str) -> Bot:
+                    **env: str) -> BotProcess:
     port = free_port()
     log_path = tmp_path / f"bot-{mode}.log"
     environ = bot_environment(dsn, PAIRS, NOVAPULSE__DASHBOARD__HOST="127.0.0.1", **env)
     for name in (*LIVE_REQUIRED, "DASHBOARD_READ_KEY"):
         if name not in env:
             environ.pop(name, None)
-    with log_path.open("wb") as handle:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapulse.cli", "run", "--mode", mode, "--feed", replay.url,
-            "--data-dir", str(tmp_path / "data"), "--port", str(port), env=environ,
-            stdout=handle, stderr=handle)
-    return Bot(proc, log_path, port)
+    return await launch_bot(["--mode", mode, "--feed", replay.url, "--data-dir",
+                             str(tmp_path / "data")], environ, log_path, port)
 
 
 async def test_runbook_curl_commands_on_the_real_bot(

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from decimal import Decimal
@@ -23,6 +21,7 @@ from novapulse.emulators.kraken_rest import KrakenRestEmulator
 from novapulse.market.candle_files import load_candles
 from novapulse.market.replay_server import ReplayServer
 from support.bot_env import bot_environment, free_port
+from support.bot_process import BotProcess, launch_bot
 
 SAMPLES = Path(__file__).resolve().parents[2] / "data" / "sample"
 ETH = SAMPLES / "ETH_BTC-5m.csv.gz"
@@ -69,20 +68,7 @@ async def market() -> AsyncIterator[Market]:
         yield m
 
 
-class Bot:
-    def __init__(self, proc: asyncio.subprocess.Process, log_path: Path, port: int) -> None:
-        self.proc = proc
-        self.log_path = log_path
-        self.url = f"http://127.0.0.1:{port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    async def api(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        headers = {"X-API-Key": LIVE_SECRETS["DASHBOARD_ADMIN_KEY"]}
-        async with httpx.AsyncClient(base_url=self.url, timeout=10) as client:
-            return await client.request(method, path, headers=headers, **kwargs)
-
+class Bot(BotProcess):
     async def status(self) -> dict[str, Any] | None:
         try:
             resp = await self.api("GET", "/api/v1/status")
@@ -93,24 +79,17 @@ class Bot:
 
 async def start_live_bot(market: Market, dsn: str, data_dir: Path, name: str,
                          **extra: str) -> Bot:
-    log_path = data_dir.parent / f"{name}.log"
-    port = free_port()
     env = bot_environment(dsn, "[ETH/BTC]", KRAKEN_REST_URL=market.exchange.url,
                           NOVAPULSE__DASHBOARD__HOST="127.0.0.1",
                           NOVAPULSE__RISK__STALE_DATA_SECONDS="100000",
                           **{**LIVE_SECRETS, **extra})
-    with log_path.open("ab") as handle:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapulse.cli", "run", "--mode", "live", "--feed",
-            market.replay.url, "--data-dir", str(data_dir), "--port", str(port),
-            env=env, stdout=handle, stderr=handle)
-    return Bot(proc, log_path, port)
+    return await launch_bot(["--mode", "live", "--feed", market.replay.url, "--data-dir",
+                             str(data_dir)], env, data_dir.parent / f"{name}.log", free_port(),
+                            LIVE_SECRETS["DASHBOARD_ADMIN_KEY"], Bot)
 
 
 async def stop(bot: Bot) -> int:
-    if bot.proc.returncode is None:
-        bot.proc.send_signal(signal.SIGTERM)
-    return await asyncio.wait_for(bot.proc.wait(), 60)
+    return await bot.stop()
 
 
 async def rows(dsn: str, sql: str) -> list[dict[str, Any]]:
