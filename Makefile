@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo bench crds clean
+.PHONY: install test lint typecheck unit demo bench crds envtest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,5 +78,19 @@ crds: $(STAMP)
 	$(BIN)/python -m novapulse_operator.crd > crds/tradingbot.yaml
 	cp crds/*.yaml charts/novapulse/crds/
 
+# A real Kubernetes control plane for the operator tests (see docs/operator.md, "Tests"):
+# kube-apiserver and kube-controller-manager unpacked from ENVTEST_SRC, etcd linked beside them.
+# Then: KUBEBUILDER_ASSETS=$(ENVTEST_DIR) make test
+ENVTEST_SRC ?= ../shared/envtest/bin
+ENVTEST_DIR ?= .envtest
+envtest:
+	cd $(ENVTEST_SRC) && sha256sum --check --quiet SHA256SUMS
+	mkdir -p $(ENVTEST_DIR)
+	for xz in $(ENVTEST_SRC)/*.xz; do \
+	  xz --decompress --stdout "$$xz" > $(ENVTEST_DIR)/$$(basename "$$xz" .xz); done
+	chmod +x $(ENVTEST_DIR)/kube-*
+	@command -v etcd >/dev/null || { echo "etcd not found: apt-get install etcd-server" >&2; exit 1; }
+	ln -sf "$$(command -v etcd)" $(ENVTEST_DIR)/etcd
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(ENVTEST_DIR) .mypy_cache .ruff_cache .pytest_cache

@@ -1,35 +1,80 @@
-"""The real kopf runtime against kmock's Kubernetes emulator (see emulator.py)."""
+"""The real kopf runtime against a Kubernetes API server.
+
+A real one (kube-apiserver + kube-controller-manager + etcd, one per session) when
+`KUBEBUILDER_ASSETS` names them (`make envtest`; CI always does), else kmock's emulator
+(emulator.py, one per test). Every test uses the namespace `default`, emptied after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
 import contextlib
+import os
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import kmock
 import kopf
 import pytest
 import yaml
 
 from novapulse_operator.handlers import OperatorConfig, register
+from support.envtest import ASSETS_ENV, ControlPlane, assets_dir
 
 from .emulator import EmulatorThread
 
 NS = "default"
 BOTS = "/apis/novapulse.io/v1alpha1/namespaces/default/tradingbots"
+PEERINGS = "/apis/kopf.dev/v1/clusterkopfpeerings"
+CRDS = Path(__file__).resolve().parents[3] / "crds"
+# What a test may leave behind in NS (plus the cluster-scoped peerings), emptied after it.
+TEST_COLLECTIONS = [BOTS, PEERINGS] + [
+    f"{prefix}/namespaces/{NS}/{plural}" for prefix, plural in [
+        ("/apis/apps/v1", "deployments"), ("/apis/apps/v1", "replicasets"),
+        ("/api/v1", "pods"), ("/api/v1", "services"), ("/api/v1", "persistentvolumeclaims"),
+        ("/api/v1", "configmaps"), ("/api/v1", "secrets"), ("/api/v1", "serviceaccounts"),
+        ("/apis/networking.k8s.io/v1", "networkpolicies"), ("/api/v1", "events")]]
+# The cluster's own: ServiceAccount default and the CA ConfigMaps the controller-manager
+# puts in every namespace, Service kubernetes in default.
+SYSTEM_OBJECTS = ("default", "kube-root-ca.crt", "openshift-service-ca.crt", "kubernetes")
+
+
+def bot_path(name: str) -> str:
+    return f"{BOTS}/{name}"
 
 
 class Cluster:
     """The emulator and an HTTP client to it, with the few helpers the tests need."""
 
-    def __init__(self, thread: EmulatorThread, http: aiohttp.ClientSession) -> None:
-        self.thread = thread
-        self.url = thread.url
+    def __init__(self, url: str, http: aiohttp.ClientSession,
+                 thread: EmulatorThread | None = None) -> None:
+        self.url = url
         self.http = http
+        self.thread = thread  # the emulator; None on a real API server
+
+    @property
+    def real(self) -> bool:
+        return self.thread is None
+
+    async def declare_peering(self) -> None:
+        """Make kopf's peering resource known (a real server has its CRD from crds/)."""
+        thread = self.thread
+        if thread is None:
+            return
+        declared = asyncio.Event()
+        loop = asyncio.get_running_loop()
+
+        def declare() -> None:
+            thread.emulator.resources["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
+                kind="ClusterKopfPeering", namespaced=False,
+                verbs={"get", "list", "watch", "patch", "create"})
+            loop.call_soon_threadsafe(declared.set)
+        thread.loop.call_soon_threadsafe(declare)
+        await declared.wait()
 
     async def get(self, path: str) -> dict[str, Any] | None:
         async with self.http.get(path) as resp:
@@ -80,9 +125,13 @@ class Cluster:
         return [e for e in found.get("items", []) if reason is None or e.get("reason") == reason]
 
     async def count(self, api: str, plural: str) -> int:
+        return len(await self.names(api, plural))
+
+    async def names(self, api: str, plural: str) -> list[str]:
+        """The sorted names of every object of one kind in NS."""
         prefix = "/api/v1" if api == "v1" else f"/apis/{api}"
         found = await self.get(f"{prefix}/namespaces/{NS}/{plural}") or {}
-        return len(found.get("items", []))
+        return sorted(item["metadata"]["name"] for item in found.get("items", []))
 
 
 async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0,
@@ -98,13 +147,39 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0,
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
-@pytest.fixture()
-async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane | None]:
+    """The session's real API server, or None (then each test gets an emulator).
+
+    In CI the real one is required: without it the operator tests fail, never skip."""
+    assets = assets_dir()
+    if assets is None:
+        if _in_ci():
+            pytest.fail(f"{ASSETS_ENV} is not set: CI runs the operator tests on a real API "
+                        "server (see .ci/run and `make envtest`)", pytrace=False)
+        yield None
+        return
+    plane = ControlPlane(assets)
+    plane.start()
+    try:
+        plane.apply_manifests(doc for path in sorted(CRDS.glob("*.yaml"))
+                              for doc in yaml.safe_load_all(path.read_text()))
+        yield plane
+    finally:
+        plane.stop()
+
+
+@contextlib.asynccontextmanager
+async def emulated_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           ) -> AsyncIterator[Cluster]:
     thread = EmulatorThread()
     thread.start()
     try:
         async with aiohttp.ClientSession(thread.url) as http:
-            cluster = Cluster(thread, http)
             kubeconfig = tmp_path / "kubeconfig"
             kubeconfig.write_text(yaml.safe_dump({
                 "apiVersion": "v1", "kind": "Config", "current-context": "emulator",
@@ -114,9 +189,41 @@ async def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
                               "context": {"cluster": "emulator", "user": "tester"}}],
             }))
             monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
-            yield cluster
+            yield Cluster(thread.url, http, thread)
     finally:
         thread.stop()
+
+
+@contextlib.asynccontextmanager
+async def real_cluster(plane: ControlPlane, monkeypatch: pytest.MonkeyPatch,
+                       ) -> AsyncIterator[Cluster]:
+    monkeypatch.setenv("KUBECONFIG", str(plane.kubeconfig))
+    headers = {"Authorization": f"Bearer {plane.admin_token}"}
+    connector = aiohttp.TCPConnector(ssl=plane.ssl_context())
+    try:
+        async with aiohttp.ClientSession(plane.url, headers=headers,
+                                         connector=connector) as http:
+            yield Cluster(plane.url, http)
+    finally:
+        await asyncio.to_thread(plane.empty, TEST_COLLECTIONS, SYSTEM_OBJECTS)
+
+
+@pytest.fixture()
+async def cluster(control_plane: ControlPlane | None, tmp_path: Path,
+                  monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    if control_plane is None:
+        async with emulated_cluster(tmp_path, monkeypatch) as emulated:
+            yield emulated
+    else:
+        async with real_cluster(control_plane, monkeypatch) as real:
+            yield real
+
+
+@pytest.fixture()
+async def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
+    """Always the emulator: for what no real server lets a test do (hang a request)."""
+    async with emulated_cluster(tmp_path, monkeypatch) as emulated:
+        yield emulated
 
 
 FAST = OperatorConfig(resync_seconds=0.3, flat_wait_seconds=2.0, delete_retry_seconds=0.5,

@@ -6,6 +6,7 @@ import base64
 from typing import Any
 
 import bcrypt
+import yaml
 
 from novapulse_operator.manifests import CONFIG_HASH_ANNOTATION
 
@@ -108,7 +109,7 @@ async def test_config_change_rolls_the_pod(cluster: Cluster) -> None:
         first = await eventually(lambda: cluster.child("apps/v1", "deployments", "bot1"))
         first_hash = first["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH_ANNOTATION]
         cm = await cluster.child("v1", "configmaps", "bot1-config")
-        assert cm is not None and "risk_per_trade_pct: 0.5" in cm["data"]["config.yaml"]
+        assert _rendered_risk(cm)["risk_per_trade_pct"] == 0.5
 
         await cluster.patch("/apis/novapulse.io/v1alpha1/namespaces/default/tradingbots/bot1",
                             {"spec": {"config": {"risk": {"risk_per_trade_pct": 2.0}}}})
@@ -120,9 +121,15 @@ async def test_config_change_rolls_the_pod(cluster: Cluster) -> None:
 
         await eventually(rolled, what="a new config hash on the pod template")
         cm = await cluster.child("v1", "configmaps", "bot1-config")
-        assert cm is not None and "risk_per_trade_pct: 2.0" in cm["data"]["config.yaml"]
+        # JSON has one number type: a real API server hands 2.0 back as 2.
+        assert _rendered_risk(cm)["risk_per_trade_pct"] == 2.0
         bot = await eventually(lambda: _observed(cluster, "bot1", 2), what="generation 2")
         assert condition(bot, "ConfigValid")["status"] == "True"
+
+
+def _rendered_risk(config_map: dict[str, Any] | None) -> dict[str, Any]:
+    assert config_map is not None
+    return dict(yaml.safe_load(config_map["data"]["config.yaml"])["risk"])
 
 
 async def _observed(cluster: Cluster, name: str, generation: int) -> dict[str, Any] | None:

@@ -7,11 +7,9 @@ import contextlib
 import datetime
 from collections.abc import AsyncIterator
 
-import kmock
+from .conftest import FAST, PEERINGS, Cluster, eventually, running_kopf
 
-from .conftest import FAST, Cluster, eventually, running_kopf
-
-PEERING = "/apis/kopf.dev/v1/clusterkopfpeerings/novapulse"
+PEERING = f"{PEERINGS}/novapulse"
 
 
 @contextlib.asynccontextmanager
@@ -22,14 +20,9 @@ async def peered_operator(priority: int) -> AsyncIterator[None]:
 
 
 async def test_lower_priority_replica_stays_passive(cluster: Cluster) -> None:
-    def declare() -> None:
-        cluster.thread.emulator.resources["kopf.dev/v1/clusterkopfpeerings"] = (
-            kmock.ResourceInfo(kind="ClusterKopfPeering", namespaced=False,
-                               verbs={"get", "list", "watch", "patch", "create"}))
-    cluster.thread.loop.call_soon_threadsafe(declare)
-    await asyncio.sleep(0.1)
+    await cluster.declare_peering()
     now = datetime.datetime.now(datetime.UTC).isoformat()
-    await cluster.post("/apis/kopf.dev/v1/clusterkopfpeerings", {
+    await cluster.post(PEERINGS, {
         "apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
         "metadata": {"name": "novapulse"},
         "status": {"active-replica": {"priority": 100, "lifetime": 60, "lastseen": now}}})

@@ -12,14 +12,18 @@ from novapulse_operator.spec import parse_spec
 from .conftest import Cluster, eventually, operator
 
 SPEC: dict[str, Any] = {"mode": "paper", "config": {"risk": {"max_open_positions": 2}}}
-KINDS = [
-    ("v1", "serviceaccounts"), ("v1", "configmaps"), ("v1", "persistentvolumeclaims"),
-    ("v1", "services"), ("networking.k8s.io/v1", "networkpolicies"),
-    ("apps/v1", "deployments"), ("v1", "secrets"),
-]
+CHILDREN = {  # (api, plural) → the names the operator gives them, each exactly once
+    ("v1", "serviceaccounts"): ["bot1"], ("v1", "configmaps"): ["bot1-config"],
+    ("v1", "persistentvolumeclaims"): ["bot1-data"], ("v1", "services"): ["bot1"],
+    ("networking.k8s.io/v1", "networkpolicies"): ["bot1"], ("apps/v1", "deployments"): ["bot1"],
+    ("v1", "secrets"): ["bot1-dashboard", "bot1-dashboard-login"],
+}
 
 
-async def test_restart_mid_reconcile_converges_without_duplicates(cluster: Cluster) -> None:
+async def test_restart_mid_reconcile_converges_without_duplicates(emulator: Cluster) -> None:
+    # The emulator, also when a real API server is at hand: only it can hang a request.
+    cluster = emulator
+    assert cluster.thread is not None
     cluster.thread.hold_creates("deployments")  # the API server "hangs" on the Deployment
     async with operator():
         created = await cluster.create_bot("bot1", SPEC)
@@ -35,8 +39,8 @@ async def test_restart_mid_reconcile_converges_without_duplicates(cluster: Clust
             return bot if ((bot or {}).get("status") or {}).get("phase") == "Starting" else None
 
         bot = await eventually(settled, what="a settled status")
-        for api, plural in KINDS:
-            assert await cluster.count(api, plural) == 1, plural
+        for (api, plural), names in CHILDREN.items():
+            assert await cluster.names(api, plural) == names, plural
 
     owner = Owner("bot1", "default", created["metadata"]["uid"])
     spec = parse_spec(SPEC)
