@@ -100,10 +100,12 @@ def canary_since(prev: Mapping[str, Any], effective: Mode | None, now: datetime)
 
 def ready_block(conds: list[Condition], remediation: Mapping[str, Any], generation: int,
                 now: datetime) -> list[Condition]:
-    """Ready=False while the auto-pilot has given up (its restart budget is spent)."""
+    """Ready=False while the auto-pilot has given up (its restart budget is spent), with that
+    reason: it says what a human must look at, whatever the phase alone would say (a
+    crash-looping bot never was Ready, so its Ready said only "starting")."""
     blocked = remediation.get("blocked") or {}
     ready = next((c for c in conds if c.get("type") == READY), None)
-    if not blocked or ready is None or ready.get("status") != "True":
+    if not blocked or ready is None or ready.get("reason") == "ChildRefused":
         return conds
     return set_condition(conds, READY, False, str(blocked.get("reason")),
                          str(blocked.get("message")), generation, now)

@@ -12,6 +12,7 @@ from novapulse_operator.status import (
     compute_status,
     get_condition,
     phase_of,
+    ready_block,
     set_condition,
 )
 
@@ -80,3 +81,21 @@ def test_canary_since_is_kept_while_canary_runs() -> None:
                            T0 + timedelta(hours=1))
     assert later["canarySince"] == "2026-01-01T00:00:00Z"
     assert compute_status(later, obs(), T0)["canarySince"] is None
+
+
+BLOCKED = {"blocked": {"reason": "RestartBudgetExhausted", "message": "restarts no more"}}
+
+
+@pytest.mark.parametrize(("ready", "remediation", "want"), [
+    # A spent restart budget says so, whether the bot was Ready or never got there.
+    ((True, "Running"), BLOCKED, ("False", "RestartBudgetExhausted")),
+    ((False, "Starting"), BLOCKED, ("False", "RestartBudgetExhausted")),
+    ((True, "Running"), {}, ("True", "Running")),
+    # A refused child is the first thing to fix: its message stays.
+    ((False, "ChildRefused"), BLOCKED, ("False", "ChildRefused")),
+])
+def test_ready_names_a_spent_restart_budget(ready, remediation, want) -> None:  # type: ignore[no-untyped-def]
+    conds = set_condition([], "Ready", ready[0], ready[1], "m", 1, T0)
+    out = ready_block(conds, remediation, 1, T0)
+    cond = next(c for c in out if c["type"] == "Ready")
+    assert (cond["status"], cond["reason"]) == want
