@@ -129,7 +129,8 @@ def test_malformed_arguments_get_krakens_strings(params: dict[str, str], error: 
     assert caught.value.message == error
 
 
-@pytest.mark.parametrize("cl_ord_id", [str(uuid.uuid4()), uuid.uuid4().hex, "eighteen-chars-123"])
+@pytest.mark.parametrize("cl_ord_id", [str(uuid.uuid4()), uuid.uuid4().hex, "eighteen-chars-123"],
+                         ids=["uuid", "short-uuid", "free-text"])
 def test_the_three_client_order_id_formats_are_accepted(account: EmulatedAccount,
                                                         cl_ord_id: str) -> None:
     placed = account.add_order(order(cl_ord_id=cl_ord_id))

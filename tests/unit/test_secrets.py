@@ -49,7 +49,8 @@ def test_every_problem_at_once() -> None:
 
 
 @pytest.mark.parametrize("bad_hash", ["not-a-hash", GOOD_HASH[:-1], "$2b$12$" + "x" * 10,
-                                      GOOD_HASH.replace("$2b$", "$1$")])
+                                      GOOD_HASH.replace("$2b$", "$1$")],
+                         ids=["plain", "truncated", "short", "wrong-scheme"])
 def test_malformed_hash_is_refused_in_every_mode(bad_hash: str) -> None:
     for mode in ("paper", "live"):
         problems = startup_problems(mode, {**LIVE_ENV, PASSWORD_HASH: bad_hash})
