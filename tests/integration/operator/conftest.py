@@ -164,10 +164,9 @@ def control_plane() -> Iterator[ControlPlane | None]:
         yield None
         return
     plane = ControlPlane(assets)
-    plane.start()
+    plane.start(doc for path in sorted(CRDS.glob("*.yaml"))
+                for doc in yaml.safe_load_all(path.read_text()))
     try:
-        plane.apply_manifests(doc for path in sorted(CRDS.glob("*.yaml"))
-                              for doc in yaml.safe_load_all(path.read_text()))
         yield plane
     finally:
         plane.stop()
