@@ -30,6 +30,8 @@ REDUCE_RETENTION = "ReduceRetention"
 CLEAR_STALE_LOCK = "ClearStaleLock"
 API_ACTIONS = (PAUSE, RESUME, RESTART_POD)  # the ones that act outside the status
 FEED_PAUSE_REASON = "operator: market feed down (runbook 2)"
+GATE_PAUSE_REASON = "operator: live prerequisites no longer met (runbook 11)"
+GATE_PAUSED = "LiveGateClosedPaused"
 _HOLDER = re.compile(r"instance is running: pod (\S+) pid")
 # Runbook 6's retention steps: setting path → the value it is reduced to.
 RETENTION_STEPS = {
@@ -87,6 +89,7 @@ class Observation:
     pod: PodView | None
     memory_limit: str  # the container's limit as the spec (or an earlier raise) sets it
     holder_exists: bool | None = None  # the lock holder's pod exists (asked when relevant)
+    gate_hold: str | None = None  # status.liveGateHold: the gate closed under real money
 
 
 @dataclass
@@ -177,7 +180,9 @@ class _Planner:
             feed.setdefault("upSince", ts(self.now))
             up = self.seconds_since(feed["upSince"])
             if up >= p.resume_after_healthy:
-                if feed.get("paused") and "operator" in holders:
+                # The gate's pause shares the operator's slot: it outlives the feed episode.
+                if feed.get("paused") and "operator" in holders and not self.state.get(
+                        "gatePaused"):
                     others = [h for h in holders if h != "operator"]
                     still = (f"; still paused by {', '.join(others)}, which only they lift"
                              if others else "")
@@ -188,6 +193,28 @@ class _Planner:
                         id=f"{RESUME}@{ts(self.now)}"))
                 feed = {}
         self.state["feed"] = feed
+
+    # --- runbook 11: the live gate closed under a running canary/live bot ------------------
+    def gate(self) -> None:
+        view, hold = self.obs.view, self.obs.gate_hold
+        holders = view.pause_holders if view is not None else ()
+        if hold:
+            if self.state.get("gatePaused") or view is None or not view.reachable:
+                return  # paused already, or not reachable now: tried again next round
+            self.state["gatePaused"] = True
+            if "operator" not in holders:
+                self.decision.actions.append(Action(
+                    PAUSE, GATE_PAUSED, f"trading paused by the operator: {hold}",
+                    id=f"{PAUSE}@{ts(self.now)}"))
+            return
+        if not self.state.pop("gatePaused", None):
+            return
+        feed_paused = (self.state.get("feed") or {}).get("paused")
+        if (self.obs.running and view is not None and "operator" in holders
+                and not feed_paused):
+            self.decision.actions.append(Action(
+                RESUME, "LiveGateReopenedResumed", "live prerequisites met again: the "
+                "operator's pause lifted (anyone else's stays)", id=f"{RESUME}@{ts(self.now)}"))
 
     # --- runbooks 1 and 7: failing health, crash loops ---------------------------------------
     def health(self) -> None:
@@ -288,6 +315,7 @@ def decide(policy: RemediationPolicy, obs: Observation, state: Mapping[str, Any]
         return planner.decision
     if len(planner.state["restarts"]) < policy.max_restarts_per_hour:
         planner.state.pop("blocked", None)  # the budget has room again
+    planner.gate()
     planner.feed()
     planner.crashes()
     planner.health()

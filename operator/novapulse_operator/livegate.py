@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 
 from novapulse.secrets import is_bcrypt_hash, secret_weakness
 from novapulse_operator.accounts import ACCOUNT_IN_USE
@@ -61,6 +60,9 @@ class GateResult:
 
     @property
     def message(self) -> str:
+        if self.met and self.reason == "PaperMode":
+            return ("paper mode trades no real money: the live prerequisites of runbook 11 do "
+                    "not apply")
         if self.met:
             return "all live prerequisites of runbook 11 are met"
         return "; ".join(self.problems)
@@ -80,10 +82,10 @@ def evaluate(
     dashboard: SecretData,
     *,
     running_mode: Mode | None,
-    canary_since: datetime | None,
-    now: datetime,
+    canary_seconds: float | None,
 ) -> GateResult:
-    """Whether `spec.mode` may run now. Paper always may."""
+    """Whether `spec.mode` may run now. Paper always may. `canary_seconds`: the canary time
+    that counts towards `canary.minDuration` (`canary.progress`: Ready, trading, clean)."""
     if spec.mode == "paper":
         return GateResult(True, (), "PaperMode")
     problems = secrets_problems(spec, exchange, dashboard)
@@ -91,14 +93,15 @@ def evaluate(
         return GateResult(False, tuple(problems), "SecretsIncomplete")
     if spec.mode == "live" and spec.canary.required_before_live and running_mode != "live":
         needed = spec.canary.min_duration_seconds
-        if running_mode != "canary" or canary_since is None:
+        if running_mode != "canary" or canary_seconds is None:
             return GateResult(False, (f"canary first: run canary for {needed}s before live",),
                               "CanaryRequired")
-        elapsed = (now - canary_since).total_seconds()
-        if elapsed < needed:
-            left = int(needed - elapsed)
-            return GateResult(False, (f"canary first: {left}s of canary left before live",),
-                              "CanaryRequired")
+        if canary_seconds < needed:
+            left = int(needed - canary_seconds)
+            return GateResult(False, (
+                f"canary first: {left}s of canary left before live (only time the canary "
+                "pod is Ready and trading counts; an error trade starts it again)",),
+                "CanaryRequired")
     return GateResult(True, (), "PrerequisitesMet")
 
 
@@ -120,3 +123,35 @@ def effective_mode(requested: Mode, gate: GateResult, running: Mode | None) -> M
     if running is not None and rank[running] < rank[requested]:
         return running
     return None
+
+
+REAL_MONEY: tuple[Mode, ...] = ("canary", "live")
+
+
+def hold_real_money(requested: Mode, gate: GateResult, running: Mode | None,
+                    effective: Mode | None, bot: Mapping[str, object]) -> str | None:
+    """The gate closed under a running canary/live bot (a Secret removed or weakened): why its
+    pod is kept, or None to let the gate's decision stand.
+
+    The operator never stops a real-money bot silently: it pauses it through the API first
+    (the auto-pilot, on this message) and keeps the pod while the bot holds open positions —
+    stopped, nobody could close them. Once the last mirrored status shows it paused by the
+    operator and flat, the gate's decision (no pod, or the lower mode) applies. A spec that
+    asks for a lower mode is a human's decision and is never held."""
+    if gate.met or running not in REAL_MONEY or effective == running:
+        return None
+    if requested == "paper" or (requested == "canary" and running == "live"):
+        return None
+    raw_holders = bot.get("pausedByAll")
+    holders = [str(h) for h in raw_holders] if isinstance(raw_holders, list) else []
+    raw_open = bot.get("openPositions")
+    open_positions = int(raw_open) if isinstance(raw_open, int | float) else None
+    if "operator" in holders and open_positions == 0:
+        return None
+    held = (f"it holds {open_positions} open position(s)" if open_positions else
+            "its positions are not yet known to be closed" if open_positions is None else
+            "the operator's pause is not confirmed yet")
+    return (f"live prerequisites no longer met ({gate.message}): the {running} bot is paused "
+            f"by the operator and keeps running because {held}; it is stopped once paused "
+            "and flat. Restore the Secret, or close the positions "
+            "(POST /api/v1/control/close_all)")

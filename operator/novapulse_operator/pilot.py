@@ -16,7 +16,16 @@ from typing import Any
 
 import aiohttp
 
-from novapulse_operator import autopilot, botapi, botview, manifests, metrics, podview, status
+from novapulse_operator import (
+    autopilot,
+    botapi,
+    botview,
+    canary,
+    manifests,
+    metrics,
+    podview,
+    status,
+)
 from novapulse_operator.autopilot import Action
 from novapulse_operator.kube import KubeClient, KubeError
 from novapulse_operator.reconcile import Emit, owner_of
@@ -66,6 +75,7 @@ class Pilot:
         # status.remediation as this process last wrote it, by bot: it is the only writer, and
         # a watch that lags our own write must not make a finished action look undone.
         self._written: dict[str, dict[str, Any]] = {}
+        self._canary: dict[str, dict[str, Any]] = {}  # uid → canary progress, newest first
 
     async def close(self) -> None:
         if self._session is not None:
@@ -75,6 +85,7 @@ class Pilot:
     def forget(self, uid: str) -> None:
         self._keys.pop(uid, None)
         self._written.pop(uid, None)
+        self._canary.pop(uid, None)
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -147,7 +158,8 @@ class Pilot:
                  or (spec.resources.get("limits") or {}).get("memory")
                  or DEFAULT_RESOURCES["limits"]["memory"])
         obs = autopilot.Observation(now=now, running=running, view=view, pod=pod,
-                                    memory_limit=str(limit), holder_exists=holder_exists)
+                                    memory_limit=str(limit), holder_exists=holder_exists,
+                                    gate_hold=prev.get("liveGateHold") or None)
         decision = autopilot.decide(policy, obs, remediation)
         entries: list[dict[str, Any]] = []
         for action in decision.done:
@@ -188,11 +200,36 @@ class Pilot:
         self._written[uid] = {k: v for k, v in new_rem.items() if v is not None}
         out: dict[str, Any] = {"remediation": new_rem}
         out["conditions"] = self._conditions(prev, view, running, new_rem, now)
+        progress = self._canary_progress(uid, prev, running, view, pod, out["conditions"], now)
+        if progress is not None or prev.get("canary"):
+            out["canary"] = progress
         bot = self._bot_block(prev, view, now)
         if bot is not None:
             out["bot"] = bot
         ready = None if pod is None else pod.ready
         return TickResult(status=out, reapply=decision.reapply, pods_ready=ready)
+
+    def _canary_progress(self, uid: str, prev: Mapping[str, Any], running: bool,
+                         view: botview.BotView | None,
+                         pod: podview.PodView | None, conditions: list[dict[str, Any]],
+                         now: datetime) -> dict[str, Any] | None:
+        """`status.canary` (canary.progress), counted in memory on every poll and written when
+        its reason changes or at most every status_refresh_seconds."""
+        written = prev.get("canary") or None
+        effective = prev.get("effectiveMode")
+        if effective != "canary" or not running:
+            self._canary.pop(uid, None)
+            return None
+        new = canary.progress(self._canary.get(uid) or written, effective=effective, now=now,
+                              view=view, pod_ready=None if pod is None else pod.ready,
+                              conditions=conditions)
+        assert new is not None
+        self._canary[uid] = new
+        if written is None or written.get("notCounting") != new.get("notCounting") or (
+                abs(float(new["creditedSeconds"]) - float(written.get("creditedSeconds") or 0))
+                >= self.settings.status_refresh_seconds):
+            return new
+        return dict(written)
 
     async def _holder_exists(self, client: KubeClient, namespace: str,
                              pod: podview.PodView | None) -> bool | None:
@@ -208,7 +245,9 @@ class Pilot:
         owner = owner_of(body)
         try:
             if action.kind == autopilot.PAUSE:
-                await (await self.bot_client(body, client)).pause(autopilot.FEED_PAUSE_REASON)
+                why = (autopilot.GATE_PAUSE_REASON if action.reason == autopilot.GATE_PAUSED
+                       else autopilot.FEED_PAUSE_REASON)
+                await (await self.bot_client(body, client)).pause(why)
                 return "paused"
             if action.kind == autopilot.RESUME:
                 lifted = await (await self.bot_client(body, client)).resume_own()

@@ -42,15 +42,6 @@ def identity_of(owner: Owner) -> str:
     return f"{owner.namespace}/{owner.name}"
 
 
-def _parse_time(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
 def _running_mode(prev: Mapping[str, Any]) -> Mode | None:
     mode = prev.get("effectiveMode")
     return mode if mode in ("paper", "canary", "live") else None
@@ -141,6 +132,20 @@ def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None
     cfg_after = status.get_condition(new, status.CONFIG_VALID) or {}
     if cfg_after.get("status") == "False" and cfg_after.get("message") != cfg_before.get("message"):
         emit("Warning", "ConfigInvalid", str(cfg_after.get("message")))
+    old_hash, new_hash = prev.get("configHash"), new.get("configHash")
+    if old_hash and new_hash and old_hash != new_hash:
+        rolled = ("the pod is replaced (Recreate: the old one stops first)"
+                  if new.get("effectiveMode") and new.get("phase") != "Suspended"
+                  else "no pod runs now; the next one starts with it")
+        emit("Normal", "ConfigRolledOut",
+             f"config changed (hash {old_hash} → {new_hash}): {rolled}")
+    if new.get("phase") == "Suspended" and prev.get("phase") != "Suspended":
+        emit("Normal", "Suspended",
+             "spec.suspended is true: scaled to zero replicas, the data volume is kept")
+    if prev.get("phase") == "Suspended" and new.get("phase") not in (None, "Suspended"):
+        emit("Normal", "Resumed", "spec.suspended is false: the bot's pod starts again")
+    if new.get("liveGateHold") and not prev.get("liveGateHold"):
+        emit("Warning", "LiveGateClosed", str(new["liveGateHold"]))
     if "effectiveMode" in new and new.get("effectiveMode") != prev.get("effectiveMode"):
         emit("Normal", "ModeChanged",
              f"running mode: {prev.get('effectiveMode') or 'none'} → "
@@ -163,13 +168,19 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     errors = tuple(spec_rule_violations(raw_spec) + rendering.validate(spec, spec.mode, identity))
 
     exchange, dashboard = await _read_secrets(client, owner, spec)
+    credit = (prev.get("canary") or {}).get("creditedSeconds")
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
-                             canary_since=_parse_time(prev.get("canarySince")), now=now)
+                             canary_seconds=float(credit) if credit is not None else None)
     effective = running if errors else livegate.effective_mode(spec.mode, gate, running)
     account = prev.get("exchangeAccount")
+    held: str | None = None
     if not errors:  # one bot per exchange account; an invalid config changes nothing
         guarded = book.guard(body, accounts.account_of(exchange), spec.mode, gate, effective)
         gate, effective, account = guarded.gate, guarded.effective, guarded.account
+        held = livegate.hold_real_money(spec.mode, gate, running, effective,
+                                        prev.get("bot") or {})
+        if held is not None:
+            effective = running  # paused first (the auto-pilot), stopped only once flat
     remedies, retention = remedies_of(prev)
     rendered = rendering.render(spec, effective or "paper", identity, retention)
     ready = False
@@ -205,6 +216,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         config_hash=rendered.hash,
         exchange_account=account,
         refused=refused,
+        held=held,
     )
     new = status.compute_status(prev, observation, now)
     _events(prev, new, emit)

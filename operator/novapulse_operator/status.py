@@ -70,6 +70,7 @@ class Observation:
     config_hash: str | None
     exchange_account: str | None = None  # keyed hash of the API key (accounts.account_hash)
     refused: str | None = None  # the API server refused a child: its message
+    held: str | None = None  # gate closed under a real-money bot kept running (livegate)
 
 
 def phase_of(obs: Observation) -> tuple[str, str]:
@@ -80,6 +81,8 @@ def phase_of(obs: Observation) -> tuple[str, str]:
         return "Failed", obs.refused
     if obs.suspended:
         return "Suspended", "spec.suspended is true: no pod runs, the data volume is kept"
+    if obs.held:
+        return "Degraded", obs.held
     if obs.effective is None:
         return "Blocked", f"{obs.requested} mode waits for its prerequisites; no pod runs"
     if obs.effective != obs.requested:
@@ -131,6 +134,7 @@ def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> 
         "observedGeneration": gen,
         "conditions": conds,
         "canarySince": canary_since(prev, obs.effective, now),
+        "liveGateHold": obs.held,
     }
     if not obs.config_errors:
         status["effectiveMode"] = obs.effective

@@ -37,7 +37,36 @@ class TeardownSettings:
 
 
 def _real_money(prev: Mapping[str, Any]) -> bool:
-    return prev.get("effectiveMode") in ("canary", "live")
+    """Whether the bot may hold real positions: it runs canary/live, or it did and its last
+    mirrored status still showed open positions (e.g. stopped by a closed live gate)."""
+    if prev.get("effectiveMode") in ("canary", "live"):
+        return True
+    bot = prev.get("bot") or {}
+    return bot.get("mode") in ("canary", "live") and bool(bot.get("openPositions"))
+
+
+def unreachable_hint(name: str, suspended: bool) -> str:
+    """What a human can do about a real-money bot the operator cannot reach."""
+    if suspended:
+        return "resume it (spec.suspended: false) or set spec.onDelete: leaveOpen"
+    return (f"see why it does not answer (kubectl get pod -l novapulse.io/tradingbot={name}; "
+            f"kubectl logs deploy/{name}) or set spec.onDelete: leaveOpen")
+
+
+def unreachable_note(prev: Mapping[str, Any], on_delete: str, error: str) -> str:
+    """The Event of a deletion that goes on without reaching the bot, saying what is true."""
+    mode = prev.get("effectiveMode")
+    if on_delete == "leaveOpen":
+        return (f"the bot did not answer ({error}); spec.onDelete is leaveOpen: any open "
+                "positions are left as they are; deleting")
+    if mode == "paper":
+        return (f"the bot did not answer ({error}); a paper bot's positions are simulated, "
+                "nothing to close on the exchange; deleting")
+    bot = prev.get("bot") or {}
+    if bot.get("mode") in ("canary", "live"):
+        return (f"the bot did not answer ({error}); no pod runs and its last status showed no "
+                f"open {bot.get('mode')} position; deleting")
+    return f"the bot did not answer ({error}); no bot ran, nothing to close; deleting"
 
 
 async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
@@ -56,15 +85,14 @@ async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     except botapi.BotUnreachable as exc:
         if spec.on_delete == "closePositions" and _real_money(prev):
             raise Held("BotUnreachable",
-                       f"cannot reach the bot to close its positions ({exc}); resume it "
-                       "(spec.suspended: false) or set spec.onDelete: leaveOpen") from exc
-        emit("Normal", "BotUnreachable",
-             f"the bot did not answer ({exc}); no {prev.get('effectiveMode') or 'running'} "
-             "positions to close, deleting")
+                       f"cannot reach the bot to close its positions ({exc}); "
+                       f"{unreachable_hint(owner.name, spec.suspended)}") from exc
+        emit("Normal", "BotUnreachable", unreachable_note(prev, spec.on_delete, str(exc)))
         return
     if spec.on_delete == "leaveOpen":
         emit("Normal", "PositionsLeftOpen",
-             "bot paused; spec.onDelete is leaveOpen, positions are left open")
+             "bot paused; spec.onDelete is leaveOpen: its open positions (if any) are left "
+             "open, on the exchange or in the simulation; deleting")
         return
     await bot.close_all()
     deadline = time.monotonic() + settings.flat_wait_seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import bcrypt
 import pytest
@@ -23,8 +23,8 @@ LIVE = parse_spec({"mode": "live", "exchange": {"credentialsSecretRef": {"name":
                    "dashboard": {"secretRef": {"name": "dash"}}})
 
 
-def gate(spec=LIVE, exchange=EXCHANGE, dashboard=DASH, running=None, since=None) -> GateResult:  # type: ignore[no-untyped-def]
-    return evaluate(spec, exchange, dashboard, running_mode=running, canary_since=since, now=NOW)
+def gate(spec=LIVE, exchange=EXCHANGE, dashboard=DASH, running=None, credit=None) -> GateResult:  # type: ignore[no-untyped-def]
+    return evaluate(spec, exchange, dashboard, running_mode=running, canary_seconds=credit)
 
 
 def test_everything_present_and_strong_opens_the_gate() -> None:
@@ -80,9 +80,10 @@ def test_canary_first_policy() -> None:
                        "dashboard": {"secretRef": {"name": "d"}},
                        "canary": {"requiredBeforeLive": True, "minDuration": "1h"}})
     assert gate(spec).reason == "CanaryRequired"  # never ran canary
-    early = gate(spec, running="canary", since=NOW - timedelta(minutes=20))
+    early = gate(spec, running="canary", credit=20 * 60)
     assert not early.met and "2400s of canary left" in early.message
-    assert gate(spec, running="canary", since=NOW - timedelta(hours=2)).met
+    assert "only time the canary pod is Ready and trading counts" in early.message
+    assert gate(spec, running="canary", credit=3600).met
     assert gate(spec, running="live").met  # already live: the policy is about switching
 
 
