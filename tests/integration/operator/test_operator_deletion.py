@@ -92,14 +92,14 @@ async def test_delete_pauses_closes_and_waits_until_flat(
         await eventually(lambda: cluster.child("apps/v1", "deployments", "bot1"))
         bot = await cluster.bot("bot1")
         assert bot is not None and "novapulse.io/finalizer" in bot["metadata"]["finalizers"]
+        # Read now: once the TradingBot is gone, garbage collection takes its Secret too.
+        secret = await eventually(lambda: cluster.child("v1", "secrets", "bot1-dashboard"))
+        admin_key = base64.b64decode(secret["data"]["DASHBOARD_ADMIN_KEY"]).decode()
 
         await cluster.delete(BOT)
         await eventually(lambda: _gone(cluster), what="the finalizer released")
         assert fake.calls[:2] == ["pause", "close_all"] and fake.calls[-1] == "status"
         assert fake.open_positions == 0
-        secret = await cluster.child("v1", "secrets", "bot1-dashboard")
-        assert secret is not None
-        admin_key = base64.b64decode(secret["data"]["DASHBOARD_ADMIN_KEY"]).decode()
         assert set(fake.keys) == {admin_key}
         assert "deleted" in fake.reasons[0]
         assert await _events(cluster, "PositionsClosed")
