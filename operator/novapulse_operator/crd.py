@@ -221,6 +221,38 @@ def spec_schema() -> dict[str, Any]:
                 },
             },
             "remediation": remediation_schema(),
+            "analytics": {
+                "type": "object",
+                "required": ["endpoint"],
+                "description": "OpenSearch analytics (docs/analytics.md, runbook 12): rendered "
+                "into config analytics.enabled/url; never required for trading. The "
+                "NetworkPolicy opens the endpoint's port.",
+                "properties": {
+                    "endpoint": {"type": "string", "maxLength": 2048,
+                                 "pattern": s.ANALYTICS_ENDPOINT_PATTERN,
+                                 "description": "OpenSearch base URL, e.g. "
+                                 "https://opensearch.logging.svc:9200 (no user:password@: "
+                                 "it would land in a ConfigMap; use credentialsSecretRef)"},
+                    "credentialsSecretRef": _secret_ref(
+                        "Secret with OPENSEARCH_USERNAME and OPENSEARCH_PASSWORD (optional "
+                        "keys: missing ones leave analytics failing, never the bot)."),
+                },
+            },
+            "telegram": {
+                "type": "object",
+                "required": ["tokenSecretRef", "chatIds"],
+                "description": "Telegram control and notifications (docs/telegram.md): "
+                "rendered into config telegram.enabled/allowed_chat_ids.",
+                "properties": {
+                    "tokenSecretRef": _secret_ref(
+                        "Secret holding the bot token (key TELEGRAM_BOT_TOKEN unless `key` "
+                        "says otherwise); reaches the pod as env TELEGRAM_BOT_TOKEN only."),
+                    "chatIds": {"type": "array", "minItems": 1, "maxItems": 50,
+                                "items": {"type": "integer"},
+                                "description": "The chats that may command the bot and "
+                                "receive its notifications."},
+                },
+            },
             "network": {
                 "type": "object",
                 "description": "The bot's NetworkPolicy: port 8090 is open to the operator's "

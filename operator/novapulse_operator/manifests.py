@@ -95,6 +95,9 @@ def config_map(owner: Owner, rendered: RenderedConfig) -> Manifest:
 
 
 PASSWORD_KEY = "DASHBOARD_ADMIN_PASSWORD"
+# The bot's own variable names (docs/analytics.md, docs/telegram.md).
+ANALYTICS_KEYS = ("OPENSEARCH_USERNAME", "OPENSEARCH_PASSWORD")
+TELEGRAM_KEY = "TELEGRAM_BOT_TOKEN"
 
 
 def dashboard_secret(owner: Owner, admin_key: str, session_secret: str,
@@ -148,6 +151,14 @@ def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
     if spec.database_secret is not None:
         key = spec.database_secret.key or "DATABASE_URL"
         items.append(_secret_env("DATABASE_URL", spec.database_secret.name, key))
+    # Soft dependencies: a missing Secret or key never keeps the bot from starting (optional);
+    # the bot then reports analytics/Telegram as failing and trades on.
+    if spec.analytics is not None and spec.analytics.credentials is not None:
+        items += [_secret_env(k, spec.analytics.credentials.name, k, optional=True)
+                  for k in ANALYTICS_KEYS]
+    if spec.telegram is not None:
+        items.append(_secret_env(TELEGRAM_KEY, spec.telegram.token.name,
+                                 spec.telegram.token.key or TELEGRAM_KEY, optional=True))
     return items
 
 
@@ -308,7 +319,9 @@ def network_policy(owner: Owner, spec: BotSpec, operator: netpol.OperatorPeer,
                 "from": netpol.ingress_peers(operator, list(spec.ingress_from)),
                 "ports": [{"protocol": "TCP", "port": BOT_PORT}],
             }],
-            "egress": netpol.egress_rules(database),
+            "egress": netpol.egress_rules(
+                database, netpol.analytics_of(spec.analytics.endpoint, owner.namespace)
+                if spec.analytics is not None else None),
         },
     }
 

@@ -10,7 +10,7 @@ external database — to its namespace when the URL names a Service in the clust
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
 DEFAULT_OPERATOR_LABELS: Mapping[str, str] = {"app.kubernetes.io/name": "novapulse-operator"}
 POSTGRES_PORT = 5432
+HTTPS_PORT = 443
+OPENSEARCH_PORT = 9200  # the OpenSearch client's port for an http URL without one
 
 
 @dataclass(frozen=True)
@@ -40,13 +42,26 @@ def database_of(url: str | None, bot_namespace: str) -> Database | None:
     A bare `name` is a Service in the bot's namespace and `name.ns.svc[.…]` one in `ns`;
     anything else (a dotted host name, an address, `name.ns` — which could be a domain) is
     taken as outside the cluster."""
+    return _service_of(url, bot_namespace, lambda _: POSTGRES_PORT)
+
+
+def analytics_of(url: str | None, bot_namespace: str) -> Database | None:
+    """Where OpenSearch is (the same reading of the host as `database_of`). The port is the
+    client's: the URL's, else 443 for https and OpenSearch's 9200 for http."""
+    return _service_of(url, bot_namespace,
+                       lambda scheme: HTTPS_PORT if scheme == "https" else OPENSEARCH_PORT)
+
+
+def _service_of(url: str | None, bot_namespace: str,
+                default_port: Callable[[str], int]) -> Database | None:
     if not url:
         return None
     try:
         parts = urlsplit(url.strip())
-        host, port = (parts.hostname or "").lower(), (parts.port or POSTGRES_PORT)
+        host = (parts.hostname or "").lower()
+        port = parts.port or default_port(parts.scheme.lower())
     except ValueError:
-        return Database()
+        return Database(port=default_port(""))
     labels = host.split(".")
     if not host or ":" in host or all(label.isdigit() for label in labels):
         return Database(port=port)
@@ -68,15 +83,20 @@ def ingress_peers(operator: OperatorPeer, extra: list[Mapping[str, Any]]) -> lis
     return peers
 
 
-def egress_rules(database: Database | None) -> list[dict[str, Any]]:
+def egress_rules(database: Database | None,
+                 analytics: Database | None = None) -> list[dict[str, Any]]:
+    """DNS, HTTPS, and a rule each for the external database and OpenSearch (the latter only
+    when its port is not 443, which the HTTPS rule opens to any address already)."""
     rules: list[dict[str, Any]] = [
         {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-        {"ports": [{"protocol": "TCP", "port": 443}]},
+        {"ports": [{"protocol": "TCP", "port": HTTPS_PORT}]},
     ]
-    if database is not None:
-        rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": database.port}]}
-        if database.namespace:
+    peers = [p for p in (database, analytics)
+             if p is not None and not (p is analytics and p.port == HTTPS_PORT)]
+    for peer in peers:
+        rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": peer.port}]}
+        if peer.namespace:
             rule["to"] = [{"namespaceSelector": {
-                "matchLabels": {NAMESPACE_LABEL: database.namespace}}}]
+                "matchLabels": {NAMESPACE_LABEL: peer.namespace}}}]
         rules.append(rule)
     return rules

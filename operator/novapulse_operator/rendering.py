@@ -40,6 +40,10 @@ def operator_overrides(spec: BotSpec, mode: Mode, identity: str) -> dict[str, An
     }
     if spec.canary.max_notional is not None:
         tree["exchange"] = {"canary_max_notional": spec.canary.max_notional}
+    if spec.analytics is not None:
+        tree["analytics"] = {"enabled": True, "url": spec.analytics.endpoint}
+    if spec.telegram is not None:
+        tree["telegram"] = {"enabled": True, "allowed_chat_ids": list(spec.telegram.chat_ids)}
     if "model_path" not in (spec.config.get("ml") or {}):
         tree["ml"] = {"model_path": f"{DATA_DIR}/models/trade_predictor.tflite"}
     return tree

@@ -68,6 +68,20 @@ class BotSpec:
     config: Mapping[str, Any] = field(default_factory=dict)
     on_delete: Literal["closePositions", "leaveOpen"] = "closePositions"
     ingress_from: tuple[Mapping[str, Any], ...] = ()  # more NetworkPolicy peers for :8090
+    analytics: AnalyticsSpec | None = None  # OpenSearch (runbook 12): rendered and in env
+    telegram: TelegramSpec | None = None  # Telegram control and notifications
+
+
+@dataclass(frozen=True)
+class AnalyticsSpec:
+    endpoint: str  # OpenSearch base URL → config analytics.url (enabled)
+    credentials: SecretRef | None = None  # OPENSEARCH_USERNAME / OPENSEARCH_PASSWORD
+
+
+@dataclass(frozen=True)
+class TelegramSpec:
+    token: SecretRef  # its key (default TELEGRAM_BOT_TOKEN) → env TELEGRAM_BOT_TOKEN
+    chat_ids: tuple[int, ...] = ()  # → config telegram.allowed_chat_ids (enabled)
 
 
 DEFAULT_RESOURCES: dict[str, Any] = {
@@ -113,7 +127,24 @@ def parse_spec(spec: Mapping[str, Any]) -> BotSpec:
         on_delete=on_delete if on_delete in ON_DELETE else "closePositions",
         ingress_from=tuple(dict(p) for p in (spec.get("network") or {}).get("ingressFrom") or ()
                            if isinstance(p, Mapping)),
+        analytics=_analytics(spec.get("analytics")),
+        telegram=_telegram(spec.get("telegram")),
     )
+
+
+def _analytics(node: Any) -> AnalyticsSpec | None:
+    if not isinstance(node, Mapping) or not node.get("endpoint"):
+        return None
+    return AnalyticsSpec(endpoint=str(node["endpoint"]),
+                         credentials=_ref(node, "credentialsSecretRef"))
+
+
+def _telegram(node: Any) -> TelegramSpec | None:
+    token = _ref(node, "tokenSecretRef")
+    if not isinstance(node, Mapping) or token is None:
+        return None
+    chats = tuple(int(c) for c in node.get("chatIds") or () if isinstance(c, int))
+    return TelegramSpec(token=token, chat_ids=chats)
 
 
 def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
@@ -130,6 +161,9 @@ def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
         errors.append(f"{RULE_LIVE_EXCHANGE_MSG}")
     if mode != "paper" and not dashboard.get("secretRef"):
         errors.append(f"{RULE_LIVE_DASHBOARD_MSG}")
+    endpoint = (spec.get("analytics") or {}).get("endpoint")
+    if endpoint is not None and not re.fullmatch(ANALYTICS_ENDPOINT_PATTERN, str(endpoint)):
+        errors.append(RULE_ANALYTICS_ENDPOINT_MSG)
     config = spec.get("config") or {}
     database = config.get("database") or {}
     if "url" in database:
@@ -164,6 +198,12 @@ RULE_PAIR_QUOTE_MSG = (
     "every pair (spec.pairs, else spec.config.trading.pairs) must be quoted in the account "
     f"currency spec.config.trading.account_currency (default {DEFAULT_ACCOUNT_CURRENCY}): "
     "the bot does not convert between currencies"
+)
+# http(s)://host[:port][/path], no user:password@ (it would land in the ConfigMap).
+ANALYTICS_ENDPOINT_PATTERN = r"^https?://[^\s/@]+(/.*)?$"
+RULE_ANALYTICS_ENDPOINT_MSG = (
+    "spec.analytics.endpoint must be an http(s) URL without user:password@ (it would land in "
+    "a ConfigMap): use spec.analytics.credentialsSecretRef"
 )
 RULE_NO_DB_URL_MSG = (
     "spec.config.database.url is not allowed (it would land in a ConfigMap): "
