@@ -256,7 +256,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         now = datetime.now(UTC)
         conditions = body.status.get("conditions") or []
         try:
-            await teardown.teardown(body, state.kube(), emit, teardown_settings)
+            await teardown.teardown(body, state.kube(), emit, teardown_settings,
+                                    autopilot.known_admin_key(str(body.metadata.uid)))
         except (teardown.Held, botapi.BotUnreachable) as exc:
             reason = exc.reason if isinstance(exc, teardown.Held) else "BotUnreachable"
             message = exc.message if isinstance(exc, teardown.Held) else str(exc)

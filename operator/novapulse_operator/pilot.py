@@ -87,6 +87,10 @@ class Pilot:
         self._written.pop(uid, None)
         self._canary.pop(uid, None)
 
+    def known_admin_key(self, uid: str) -> str | None:
+        """The admin key last read for this bot (None: never read)."""
+        return self._keys.get(uid)
+
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None:
             self._session = aiohttp.ClientSession(

@@ -70,7 +70,9 @@ def unreachable_note(prev: Mapping[str, Any], on_delete: str, error: str) -> str
 
 
 async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
-                   settings: TeardownSettings) -> None:
+                   settings: TeardownSettings, known_key: str | None = None) -> None:
+    """`known_key`: the admin key the operator last read, used when the Secret is gone (a
+    namespace being deleted takes a user's Secret with it)."""
     owner = owner_of(body)
     spec = parse_spec(body.get("spec") or {})
     prev: Mapping[str, Any] = body.get("status") or {}
@@ -79,7 +81,7 @@ async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                               settings.endpoint_template, settings.allow_endpoint_annotation)
     dash = await client.secret_data(owner.namespace,
                                     manifests.dashboard_secret_name(owner, spec))
-    bot = botapi.BotClient(url, (dash or {}).get("DASHBOARD_ADMIN_KEY"))
+    bot = botapi.BotClient(url, (dash or {}).get("DASHBOARD_ADMIN_KEY") or known_key)
     try:
         await bot.pause(PAUSE_REASON)
     except botapi.BotUnreachable as exc:
