@@ -183,7 +183,7 @@ class ExchangeConfig(_Section):
         0.001, gt=0, description="Cap on a canary order's notional, in the account currency"
     )
     reconcile_interval_seconds: int = Field(
-        300, ge=10, le=86_400, description="How often the books are checked against the "
+        300, ge=2, le=86_400, description="How often the books are checked against the "
         "exchange for ghost positions and orphan orders (runbook 5)")
 
 

@@ -274,7 +274,7 @@ async def test_a_wrong_api_secret_stops_trading_with_a_clear_reason_not_a_crash_
 async def test_reconciliation_reports_orphans_and_records_a_position_sold_outside_the_bot(
         market: Market, pg_dsn: str, tmp_path: Path) -> None:
     bot = await start_live_bot(market, pg_dsn, tmp_path / "data", "reconcile",
-                               NOVAPULSE__EXCHANGE__RECONCILE_INTERVAL_SECONDS="10",
+                               NOVAPULSE__EXCHANGE__RECONCILE_INTERVAL_SECONDS="2",
                                NOVAPULSE__RISK__STOP_LOSS_PCT="20",
                                NOVAPULSE__RISK__TAKE_PROFIT_PCT="50")
     try:
