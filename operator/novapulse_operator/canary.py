@@ -13,20 +13,12 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from novapulse_operator.autopilot import parse_ts
 from novapulse_operator.botview import BotView
 
 # A gap between two polls longer than this (an operator restart, a stalled loop) is not
 # credited: nobody looked at the canary then.
 MAX_STEP_SECONDS = 30.0
-
-
-def _parse(text: Any) -> datetime | None:
-    if not isinstance(text, str) or not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 def not_counting(view: BotView | None, pod_ready: bool | None) -> str | None:
@@ -62,7 +54,7 @@ def progress(prev: Mapping[str, Any] | None, *, effective: str | None, now: date
         return None
     prev = prev or {}
     credited = float(prev.get("creditedSeconds") or 0.0)
-    last = _parse(prev.get("checkedAt"))
+    last = parse_ts(prev.get("checkedAt"))
     step = 0.0 if last is None else max(0.0, (now - last).total_seconds())
     out: dict[str, Any] = {"checkedAt": now.isoformat().replace("+00:00", "Z")}
     reset = spoiled(view, conditions)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from novapulse.emulators.kraken_faults import FaultSpecError
 from novapulse.emulators.kraken_pairs import DEFAULT_FEE_PCT
 from novapulse.market.candle_files import CandleFileError
+from novapulse.serving import serve_until_signal
 
 if TYPE_CHECKING:
     from novapulse.emulators.kraken_rest import KrakenRestEmulator
@@ -110,24 +109,10 @@ def run(args: argparse.Namespace) -> int:
     if not emulator.pairs:
         print("kraken-emulator: no --data given: no pairs to trade", file=sys.stderr)
     try:
-        asyncio.run(_serve_until_signal(emulator))
+        asyncio.run(serve_until_signal(emulator, lambda: (
+            f"kraken emulator: pairs {', '.join(emulator.pairs) or 'none'}; "
+            f"control API {emulator.url}/_emulator/orders")))
     except OSError as exc:
         print(f"kraken-emulator: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-async def _serve_until_signal(emulator: KrakenRestEmulator) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    await emulator.start()
-    print(emulator.url, flush=True)
-    log.info("kraken emulator: pairs %s; control API %s/_emulator/orders",
-             ", ".join(emulator.pairs) or "none", emulator.url)
-    try:
-        await stop.wait()
-    finally:
-        await emulator.stop()

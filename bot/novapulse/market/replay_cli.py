@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 from novapulse.market.candle_files import CandleFileError
 from novapulse.market.replay_server import FaultSpecError, ReplayServer, parse_fault_schedule
+from novapulse.serving import serve_until_signal
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -71,24 +69,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"replay-server: {exc}", file=sys.stderr)
         return 2
     try:
-        asyncio.run(_serve_until_signal(server))
+        asyncio.run(serve_until_signal(server, lambda: (
+            f"replay server control: http://{server.host}:{server.port}/control/state")))
     except OSError as exc:
         print(f"replay-server: cannot listen: {exc}", file=sys.stderr)
         return 1
     return 0
-
-
-async def _serve_until_signal(server: ReplayServer) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, stop.set)
-    await server.start()
-    print(server.url, flush=True)
-    logging.getLogger(__name__).info("replay server control: http://%s:%d/control/state",
-                                     server.host, server.port)
-    try:
-        await stop.wait()
-    finally:
-        await server.stop()
