@@ -334,23 +334,32 @@ class ControlPlane:
         finalizers dropped first, and wait until they are gone: the next test starts clean."""
         kept = set(keep)
         paths = list(collections)
-        for path in paths:
-            for obj in (self.get(path) or {}).get("items", []):
-                name = obj["metadata"]["name"]
-                if name in kept:
-                    continue
-                if obj["metadata"].get("finalizers"):
-                    self.request("PATCH", f"{path}/{name}", {"metadata": {"finalizers": None}},
-                                 "application/merge-patch+json")
-                self.request("DELETE", f"{path}/{name}", {"propagationPolicy": "Background"})
+
+        def delete_all() -> None:
+            for path in paths:
+                for obj in (self.get(path) or {}).get("items", []):
+                    name = obj["metadata"]["name"]
+                    if name in kept:
+                        continue
+                    if obj["metadata"].get("finalizers"):
+                        self.request("PATCH", f"{path}/{name}",
+                                     {"metadata": {"finalizers": None}},
+                                     "application/merge-patch+json")
+                    self.request("DELETE", f"{path}/{name}", {"propagationPolicy": "Background"})
 
         def remaining() -> list[str]:
             return [f"{path.rsplit('/', 1)[-1]}/{item['metadata']['name']}"
                     for path in paths for item in (self.get(path) or {}).get("items", [])
                     if item["metadata"]["name"] not in kept]
 
+        delete_all()
         deadline = time.monotonic() + START_TIMEOUT
+        next_sweep = time.monotonic() + 1.0
         while (left := remaining()) and time.monotonic() < deadline:
+            # The controller-manager posts its Events late (batched): sweep again.
+            if time.monotonic() >= next_sweep:
+                delete_all()
+                next_sweep = time.monotonic() + 1.0
             time.sleep(0.1)
         if left:
             raise ControlPlaneError(f"still there after {START_TIMEOUT:.0f}s: {left}")
