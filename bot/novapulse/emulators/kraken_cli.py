@@ -8,12 +8,12 @@ import logging
 import os
 import sys
 from decimal import Decimal, InvalidOperation
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from novapulse.emulators.kraken_faults import FaultSpecError
 from novapulse.emulators.kraken_pairs import DEFAULT_FEE_PCT
 from novapulse.market.candle_files import CandleFileError
+from novapulse.market.replay_cli import parse_sources
 from novapulse.serving import serve_until_signal
 
 if TYPE_CHECKING:
@@ -71,14 +71,6 @@ def parse_balances(items: list[str]) -> dict[str, Decimal]:
                 f"bad --balance {item!r}: expected ASSET=AMOUNT with AMOUNT >= 0, e.g. BTC=1.5")
         balances[asset.strip()] = amount
     return balances
-
-
-def parse_sources(items: list[str]) -> list[tuple[Path, str | None]]:
-    sources: list[tuple[Path, str | None]] = []
-    for item in items:
-        path, _, pair = item.partition("=")
-        sources.append((Path(path), pair or None))
-    return sources
 
 
 def build(args: argparse.Namespace) -> KrakenRestEmulator:
