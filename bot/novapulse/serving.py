@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 log = logging.getLogger("novapulse.serving")
@@ -22,9 +22,10 @@ class LocalServer(Protocol):
 
 
 async def serve_until_signal(server: LocalServer,
-                             describe: Callable[[], str] | None = None) -> None:
+                             describe: Callable[[], str] | None = None,
+                             until: Callable[[], Awaitable[object]] | None = None) -> None:
     """Start, print the URL (for scripts), log what `describe` says once started (the port may
-    have been chosen then), wait for a signal, stop."""
+    have been chosen then), wait for a signal (or for `until()` to return), stop."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -35,6 +36,13 @@ async def serve_until_signal(server: LocalServer,
     if describe is not None:
         log.info(describe())
     try:
-        await stop.wait()
+        waits: list[asyncio.Future[object]] = [asyncio.ensure_future(stop.wait())]
+        if until is not None:
+            waits.append(asyncio.ensure_future(until()))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
     finally:
         await server.stop()

@@ -1,9 +1,13 @@
 """A local server speaking Kraken WebSocket v2 (`ohlc`), replaying recorded candles.
 
 One replay clock for all connections: at step 0 every file is at its own first candle
-(plus `start_index`); each step moves every pair one candle on. A subscriber gets an ack,
-a snapshot of the last `snapshot_size` candles up to the current position (the newest one
-is the candle "in progress"), then an `update` per step, heartbeats when idle.
+(plus `start_index`), or with `start_after` at its first candle after that time (each pair
+on its own: files need not begin together); each step moves every pair one candle on. A
+subscriber gets an ack, a snapshot of the last `snapshot_size` candles up to the current
+position (the newest one is the candle "in progress"), then an `update` per step, heartbeats
+when idle. With `start_on_subscribe` the clock waits for the first subscription, so a client
+that starts after the server misses nothing. Once every file is played to its end (without
+`loop`) the clock stops, `finished` is set and the log says so.
 
 Faults for runbook 2 drills, in process (`drop_connections`, `close_all`, `go_silent`,
 `skip`, `refuse_connections`), on a schedule (`"drop@100,1013@200,silence@300:8,gap@400:5"`)
@@ -14,6 +18,7 @@ body `{"kind": "drop|1013|silence|gap|refuse", "seconds": .., "steps": ..}`.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import http
@@ -79,10 +84,12 @@ def parse_fault_schedule(spec: str | None) -> list[ScheduledFault]:
 
 @dataclass
 class _Track:
-    """One pair's recorded candles and how positions map onto them."""
+    """One pair's recorded candles and how positions map onto them; `offset` is the position
+    of the candle in progress at step 0."""
 
     pair: str
     candles: list[Candle]
+    offset: int = 0
 
     @property
     def interval_s(self) -> int:
@@ -127,12 +134,18 @@ class ReplayServer:
         faults: str | None = None,
         loop: bool = False,
         provisional_updates: bool = True,
+        start_after: float | None = None,
+        start_on_subscribe: bool = False,
     ) -> None:
         if not sources:
             raise ValueError("ReplayServer needs at least one candle file")
+        if start_after is not None and start_index:
+            raise ValueError("give start_index or start_after, not both")
         self.host = host
         self.speed = speed
         self.start_index = start_index
+        self.start_after = start_after
+        self.start_on_subscribe = start_on_subscribe
         self.snapshot_size = max(1, snapshot_size)
         self.heartbeat_interval = heartbeat_interval
         self.loop = loop
@@ -146,12 +159,15 @@ class ReplayServer:
             candles = load_candles(path, pair)
             if not candles:
                 raise ValueError(f"{path}: no candles")
-            self._tracks[pair] = _Track(pair, candles)
+            offset = start_index if start_after is None else bisect.bisect_right(
+                [c.ts for c in candles], start_after)
+            self._tracks[pair] = _Track(pair, candles, offset)
         self._pending_faults = parse_fault_schedule(faults)
         self.step = 0
         self._subscribers: set[_Subscriber] = set()
         self._numbers = itertools.count(1)
         self._has_subscriptions = asyncio.Event()
+        self.finished = asyncio.Event()
         self._refuse_until = 0.0
         self._server: Server | None = None
         self._clock_task: asyncio.Task[None] | None = None
@@ -199,6 +215,8 @@ class ReplayServer:
         )
         self._clock_task = asyncio.create_task(self._run_clock(), name="replay-clock")
         log.info("Replay server on %s: %s at speed %s", self.url, ", ".join(self.pairs), self.speed)
+        if self._exhausted():
+            self._finish()
 
     async def stop(self) -> None:
         if self._clock_task is not None:
@@ -267,7 +285,7 @@ class ReplayServer:
         now = time.monotonic()
         pairs: dict[str, Any] = {}
         for pair, track in self._tracks.items():
-            position = self.start_index + self.step
+            position = track.offset + self.step
             candle = track.candle_at(position, loop=self.loop)
             pairs[pair] = {
                 "position": position,
@@ -282,14 +300,17 @@ class ReplayServer:
             "silent_for": max([0.0, *(s.silent_until - now for s in self._subscribers)]),
             "refusing_for": max(0.0, self._refuse_until - now),
             "pending_faults": [dataclasses.asdict(f) for f in self._pending_faults],
+            "finished": self.finished.is_set(),
             "pairs": pairs,
         }
 
     # --- the clock --------------------------------------------------------------------
 
     async def _run_clock(self) -> None:
+        if self.start_on_subscribe:
+            await self._has_subscriptions.wait()
         next_at = time.monotonic()
-        while True:
+        while not self.finished.is_set():
             if self.speed > 0:
                 next_at += self.step_seconds
                 await asyncio.sleep(max(0.0, next_at - time.monotonic()))
@@ -299,6 +320,22 @@ class ReplayServer:
             self.step += 1
             self._fire_due_faults()
             await self._broadcast_step()
+            if self._exhausted():
+                self._finish()
+
+    def _exhausted(self) -> bool:
+        """Every file played to its end: nothing is left to send, ever (never with `loop`)."""
+        return not self.loop and all(
+            track.offset + self.step >= len(track.candles) for track in self._tracks.values())
+
+    def _finish(self) -> None:
+        if self.finished.is_set():
+            return
+        self.finished.set()
+        last = ", ".join(f"{pair} {_utc(track.candles[-1].ts)}"
+                         for pair, track in self._tracks.items())
+        log.warning("Replay finished: every candle file is played to its end (last candles: "
+                    "%s); nothing more will be sent (--loop plays them again)", last)
 
     def _fire_due_faults(self) -> None:
         while self._pending_faults and self._pending_faults[0].step <= self.step:
@@ -308,11 +345,10 @@ class ReplayServer:
     async def _broadcast_step(self) -> None:
         if not self._subscribers:
             return
-        position = self.start_index + self.step
         current = {
             pair: candle
             for pair, track in self._tracks.items()
-            if (candle := track.candle_at(position, loop=self.loop)) is not None
+            if (candle := track.candle_at(track.offset + self.step, loop=self.loop)) is not None
         }
         if not current:
             return
@@ -422,7 +458,7 @@ class ReplayServer:
 
     def _snapshot(self, pair: str) -> list[Candle]:
         track = self._tracks[pair]
-        newest = self.start_index + self.step
+        newest = track.offset + self.step
         if not self.loop:
             newest = min(newest, len(track.candles) - 1)
         positions = range(max(0, newest - self.snapshot_size + 1), newest + 1)
@@ -453,6 +489,10 @@ class ReplayServer:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _utc(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
 def _opening_tick(candle: Candle) -> Candle:
