@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test lint typecheck unit demo bench crds envtest clean
+.PHONY: install test lint typecheck unit demo demo-reset bench crds envtest clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ unit: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/python scripts/fetch_tools.py >/dev/null || echo "make demo: helm/kubectl could not be fetched: local demo only"
 	scripts/demo.sh
+
+# The local demo continues where it stopped; this forgets its trades and database (data/demo/).
+demo-reset: $(STAMP)
+	$(BIN)/python scripts/local_demo.py --reset
 
 bench: $(STAMP)
 	$(BIN)/python bench/backtest_throughput.py

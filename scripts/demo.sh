@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # `make demo`: with a Kubernetes cluster that answers (the current kubectl context), install
-# NovaPulse there with Helm and apply the paper example; otherwise run the local paper demo.
-# It says which one it runs, and why.
+# NovaPulse there with Helm and apply the paper example; otherwise run the local paper demo
+# (scripts/local_demo.py: the replay server and the bot, continuing where the last run
+# stopped; `make demo-reset` starts it over). It says which one it runs, and why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBECTL=${KUBECTL:-.tools/kubectl}
 HELM=${HELM:-.tools/helm}
-NOVAPULSE=${NOVAPULSE:-.venv/bin/novapulse}
+NOVAPULSE_PYTHON=${NOVAPULSE_PYTHON:-.venv/bin/python}
 NAMESPACE=${NAMESPACE:-novapulse}
 SPEED=${SPEED:-600}
-FEED=replay:data/sample/ETH_BTC-5m.csv.gz,data/sample/LTC_BTC-5m.csv.gz,data/sample/XMR_BTC-5m.csv.gz
 
 reason=""
 if [ "${NOVAPULSE_DEMO:-}" = local ]; then
@@ -33,6 +33,7 @@ if [ -z "$reason" ]; then
   echo "Its password: $KUBECTL describe tradingbot paper-eth (the Event says where it is)."
 else
   echo "make demo: $reason: running the local paper demo (recorded candles at ${SPEED}x;"
-  echo "           the bot's own embedded PostgreSQL under data/). Ctrl-C stops it."
-  exec "$NOVAPULSE" run --mode paper --speed "$SPEED" --feed "$FEED"
+  echo "           the bot's own embedded PostgreSQL under data/demo/). Ctrl-C stops it;"
+  echo "           the next 'make demo' continues from there, 'make demo-reset' starts over."
+  exec "$NOVAPULSE_PYTHON" scripts/local_demo.py --speed "$SPEED" "$@"
 fi
