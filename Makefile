@@ -81,6 +81,7 @@ kind-delete:
 crds: $(STAMP)
 	$(BIN)/python -m novapulse_operator.crd > crds/tradingbot.yaml
 	cp crds/*.yaml charts/novapulse/crds/
+	$(BIN)/python -m novapulse_operator.crd_reference
 
 # A real Kubernetes control plane for the operator tests (see docs/operator.md, "Tests"):
 # kube-apiserver and kube-controller-manager unpacked from ENVTEST_SRC, etcd linked beside them.
