@@ -335,7 +335,7 @@ class ReplayServer:
         last = ", ".join(f"{pair} {_utc(track.candles[-1].ts)}"
                          for pair, track in self._tracks.items())
         log.warning("Replay finished: every candle file is played to its end (last candles: "
-                    "%s); nothing more will be sent (--loop plays them again)", last)
+                    "%s); nothing more will be sent", last)
 
     def _fire_due_faults(self) -> None:
         while self._pending_faults and self._pending_faults[0].step <= self.step:
