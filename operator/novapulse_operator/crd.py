@@ -12,21 +12,27 @@ from typing import Any
 import yaml
 
 from novapulse.config import MAX_PAIRS, PAIR_MAX_LENGTH, PAIR_PATTERN, config_json_schema
+from novapulse_operator import netpol
 from novapulse_operator import spec as s
 from novapulse_operator.schema import config_schema
 
-_SECRET_REF = {
-    "type": "object",
-    "required": ["name"],
-    "properties": {
-        "name": {"type": "string", "minLength": 1, "maxLength": 253},
-        "key": {"type": "string", "minLength": 1},
-    },
-}
+SECRET_NAME = {"type": "string", "minLength": 1, "maxLength": 253,
+               "description": "Name of a Secret in the TradingBot's namespace."}
+FIXED_KEYS = ("Not used: the operator reads the keys named above (they are the bot's "
+              "variable names).")
 
 
-def _secret_ref(description: str) -> dict[str, Any]:
-    return {**_SECRET_REF, "description": description}
+def _secret_ref(description: str, key: str = FIXED_KEYS) -> dict[str, Any]:
+    """A reference to a Secret of the bot's namespace; `key` describes the field `key`."""
+    return {
+        "type": "object",
+        "required": ["name"],
+        "description": description,
+        "properties": {
+            "name": dict(SECRET_NAME),
+            "key": {"type": "string", "minLength": 1, "description": key},
+        },
+    }
 
 
 def _duration(description: str) -> dict[str, Any]:
@@ -62,10 +68,27 @@ def _config_rules() -> list[dict[str, str]]:
     ]
 
 
-def _quantity() -> dict[str, Any]:
+QUANTITY_MAX_LENGTH = 64
+# CloudNativePG names the cluster's Services CLUSTER-rw, -ro, -r, -any: DNS labels (≤ 63).
+CNPG_CLUSTER_MAX_LENGTH = 59
+
+
+def quantity_rule() -> dict[str, str]:
+    """CEL: a Kubernetes quantity, not negative (an integer, or a string in the syntax of
+    resource.Quantity). `matches`, not `isQuantity`: it compiles on every server with CEL."""
+    return {
+        "rule": f"type(self) == int ? self >= 0 : string(self).matches(r'{s.QUANTITY_PATTERN}')",
+        "message": f"must be {s.QUANTITY_HINT}",
+    }
+
+
+def _quantity(description: str) -> dict[str, Any]:
     return {
         "anyOf": [{"type": "integer"}, {"type": "string"}],
         "x-kubernetes-int-or-string": True,
+        "maxLength": QUANTITY_MAX_LENGTH,
+        "description": description,
+        "x-kubernetes-validations": [quantity_rule()],
     }
 
 
@@ -131,26 +154,88 @@ def remediation_schema() -> dict[str, Any]:
                     "growthFactor": {"type": "number", "minimum": 1.1, "maximum": 4,
                                      "default": d["oom"]["growthFactor"],
                                      "description": "Memory limit × this after an OOM kill."},
-                    "ceiling": {**_quantity(), "default": d["oom"]["ceiling"],
-                                "description": "Never raise the memory limit above this; "
-                                "at the ceiling, retention settings are reduced instead."},
+                    "ceiling": {**_quantity("Never raise the memory limit above this "
+                                            "quantity; at the ceiling, retention settings are "
+                                            "reduced instead."),
+                                "default": d["oom"]["ceiling"]},
                 },
             },
             "staleLock": {
                 "type": "object",
                 "default": {},
                 "description": "Runbook 1: an instance lock left by a pod that is gone.",
-                "properties": {"enabled": {"type": "boolean",
-                                           "default": d["staleLock"]["enabled"]}},
+                "properties": {"enabled": {
+                    "type": "boolean", "default": d["staleLock"]["enabled"],
+                    "description": "true: when the bot exits because data/instance.lock is "
+                    "held by a pod that is gone, the operator clears the lock (an init "
+                    "container that removes it only if no live process holds it) and lets the "
+                    "pod start again. false: it only warns."}},
             },
         },
     }
 
 
-def spec_schema() -> dict[str, Any]:
-    resources_map = {"type": "object", "additionalProperties": _quantity()}
+def _resources_map(which: str) -> dict[str, Any]:
     return {
         "type": "object",
+        "maxProperties": 16,
+        "description": f"{which} of the bot container: resource name (cpu, memory, "
+        "ephemeral-storage, …) → quantity (250m, 512Mi, 1Gi, 2).",
+        "additionalProperties": _quantity("A quantity (250m, 512Mi, 1Gi, 2)."),
+    }
+
+
+def database_schema() -> dict[str, Any]:
+    """spec.database: the embedded PostgreSQL (absent), a URL in a Secret, or CloudNativePG."""
+    return {
+        "type": "object",
+        "description": "Where the bot keeps its trades, orders and thoughts. Absent (or empty):"
+        " the bot's embedded PostgreSQL on the data PVC. urlSecretRef: any PostgreSQL, by a URL"
+        " in a Secret. cnpg: a CloudNativePG cluster in this namespace. At most one of the two"
+        " (docs/operator.md, \"The database\").",
+        "properties": {
+            "urlSecretRef": _secret_ref(
+                "Secret holding a PostgreSQL URL (postgresql://user:password@host:5432/db), "
+                "given to the bot as env DATABASE_URL. Canary and live wait until it exists "
+                "and holds its key (the live gate); the NetworkPolicy opens the URL's port.",
+                key="Key of the URL in the Secret; default DATABASE_URL."),
+            "cnpg": {
+                "type": "object",
+                "required": ["cluster"],
+                "description": "A CloudNativePG Cluster in the TradingBot's namespace: the bot "
+                "gets DATABASE_URL from the Secret CloudNativePG generates, CLUSTER-app (key "
+                "uri), and no pod starts until that Secret exists (DatabaseReady=False, "
+                "reason CnpgSecretMissing); the NetworkPolicy lets the bot reach the cluster's"
+                f" pods on port {netpol.POSTGRES_PORT} (its Service CLUSTER-rw).",
+                "properties": {
+                    "cluster": {
+                        "type": "string", "minLength": 1, "maxLength": CNPG_CLUSTER_MAX_LENGTH,
+                        "pattern": s.NAME_PATTERN,
+                        "description": "Name of the CloudNativePG Cluster (metadata.name of "
+                        "its postgresql.cnpg.io/v1 Cluster).",
+                    },
+                },
+            },
+        },
+    }
+
+
+def name_rule() -> dict[str, str]:
+    """CEL on the root (where a rule may read metadata.name): the name becomes the bot's
+    Service name and label values."""
+    return {
+        "rule": f"self.metadata.name.size() <= {s.NAME_MAX_LENGTH} && "
+        f"self.metadata.name.matches(r'{s.NAME_PATTERN}')",
+        "message": s.RULE_NAME_MSG,
+    }
+
+
+def spec_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "The bot the operator runs: its mode, image, pairs, Secrets, database, "
+        "resources, the auto-pilot's policy and overrides of its configuration. The operator "
+        "makes every child from it (docs/operator.md).",
         "properties": {
             "mode": {
                 "type": "string",
@@ -159,12 +244,19 @@ def spec_schema() -> dict[str, Any]:
                 "description": "paper: simulated fills. canary: live orders capped by notional. "
                 "live: real orders. canary and live pass the live gate first (runbook 11).",
             },
-            "suspended": {"type": "boolean", "default": False},
-            "image": {"type": "string", "default": s.DEFAULT_IMAGE, "minLength": 1},
+            "suspended": {"type": "boolean", "default": False,
+                          "description": "true: the bot's Deployment is scaled to zero (no pod "
+                          "runs); the data volume and every other child are kept. false: it "
+                          "runs again."},
+            "image": {"type": "string", "default": s.DEFAULT_IMAGE, "minLength": 1,
+                      "description": "Container image of the bot (the NovaPulse image; the "
+                      "operator runs `novapulse run` in it)."},
             "imagePullPolicy": {
                 "type": "string",
                 "enum": ["Always", "IfNotPresent", "Never"],
                 "default": "IfNotPresent",
+                "description": "When the kubelet pulls the image (as a container's "
+                "imagePullPolicy).",
             },
             "pairs": {
                 "type": "array",
@@ -175,15 +267,20 @@ def spec_schema() -> dict[str, Any]:
             },
             "exchange": {
                 "type": "object",
+                "description": "The exchange the bot trades on and its API credentials (canary "
+                "and live need them; a paper pod never gets them).",
                 "properties": {
-                    "name": {"type": "string", "enum": ["kraken"], "default": "kraken"},
+                    "name": {"type": "string", "enum": ["kraken"], "default": "kraken",
+                             "description": "The exchange; only kraken is supported."},
                     "credentialsSecretRef": _secret_ref(
-                        "Secret with KRAKEN_API_KEY and KRAKEN_API_SECRET."
+                        "Secret with KRAKEN_API_KEY and KRAKEN_API_SECRET; required for canary "
+                        "and live, where the live gate checks both keys' strength."
                     ),
                 },
             },
             "dashboard": {
                 "type": "object",
+                "description": "Credentials of the bot's control API and dashboard.",
                 "properties": {
                     "secretRef": _secret_ref(
                         "Secret with DASHBOARD_ADMIN_KEY, DASHBOARD_SESSION_SECRET and "
@@ -191,33 +288,43 @@ def spec_schema() -> dict[str, Any]:
                     ),
                 },
             },
-            "database": {
-                "type": "object",
-                "description": "Absent: the bot runs its embedded PostgreSQL on the data PVC.",
-                "properties": {
-                    "urlSecretRef": _secret_ref("Secret holding a PostgreSQL URL (key: "
-                                                "`key`, default DATABASE_URL)."),
-                },
-            },
+            "database": database_schema(),
             "canary": {
                 "type": "object",
+                "description": "Canary mode (live orders capped by notional) and whether live "
+                "must follow a canary run.",
                 "properties": {
-                    "maxNotional": {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+                    "maxNotional": {"type": "number", "exclusiveMinimum": True, "minimum": 0,
+                                    "description": "Cap on a canary order's notional, in the "
+                                    "account currency (→ config.exchange.canary_max_notional)."},
                     "minDuration": _duration(
                         "With requiredBeforeLive: time in canary before live."
                     ),
-                    "requiredBeforeLive": {"type": "boolean", "default": False},
+                    "requiredBeforeLive": {"type": "boolean", "default": False,
+                                           "description": "true: live starts only after the "
+                                           "bot ran canary for minDuration, counting only time "
+                                           "its pod was Ready and trading."},
                 },
             },
             "resources": {
                 "type": "object",
-                "properties": {"requests": resources_map, "limits": resources_map},
+                "description": "Requests and limits of the bot container, as in a Pod. Absent: "
+                "requests cpu 250m, memory 512Mi; limits cpu 1, memory 1Gi. Given, it replaces "
+                "that default whole (the auto-pilot may raise the memory limit after an OOM "
+                "kill, up to remediation.oom.ceiling).",
+                "properties": {"requests": _resources_map("Requests"),
+                               "limits": _resources_map("Limits")},
             },
             "storage": {
                 "type": "object",
+                "description": "The data PVC, NAME-data: the embedded PostgreSQL, models and the "
+                "instance lock.",
                 "properties": {
-                    "size": {**_quantity(), "default": "5Gi"},
-                    "storageClassName": {"type": "string"},
+                    "size": {**_quantity("Requested size of the data PVC, a quantity such as "
+                                         "5Gi."), "default": "5Gi"},
+                    "storageClassName": {"type": "string", "maxLength": 253,
+                                         "description": "StorageClass of the data PVC; absent: "
+                                         "the cluster's default StorageClass."},
                 },
             },
             "remediation": remediation_schema(),
@@ -246,7 +353,8 @@ def spec_schema() -> dict[str, Any]:
                 "properties": {
                     "tokenSecretRef": _secret_ref(
                         "Secret holding the bot token (key TELEGRAM_BOT_TOKEN unless `key` "
-                        "says otherwise); reaches the pod as env TELEGRAM_BOT_TOKEN only."),
+                        "says otherwise); reaches the pod as env TELEGRAM_BOT_TOKEN only.",
+                        key="Key of the token in the Secret; default TELEGRAM_BOT_TOKEN."),
                     "chatIds": {"type": "array", "minItems": 1, "maxItems": 50,
                                 "items": {"type": "integer"},
                                 "description": "The chats that may command the bot and "
@@ -274,6 +382,9 @@ def spec_schema() -> dict[str, Any]:
                 "type": "string",
                 "enum": list(s.ON_DELETE),
                 "default": "closePositions",
+                "description": "On deletion the operator first pauses the bot, then: "
+                "closePositions: closes every position and lets the TradingBot go once flat "
+                "(held while positions stay open). leaveOpen: leaves positions on the exchange.",
             },
         },
         "x-kubernetes-validations": [
@@ -288,6 +399,11 @@ def spec_schema() -> dict[str, Any]:
                 "message": s.RULE_LIVE_DASHBOARD_MSG,
             },
             {
+                "rule": "!has(self.database) || "
+                "!(has(self.database.urlSecretRef) && has(self.database.cnpg))",
+                "message": s.RULE_ONE_DATABASE_MSG,
+            },
+            {
                 "rule": "!has(self.config) || !has(self.config.database) || "
                 "!has(self.config.database.url)",
                 "message": s.RULE_NO_DB_URL_MSG,
@@ -297,36 +413,65 @@ def spec_schema() -> dict[str, Any]:
     }
 
 
+def _described(type_: str, description: str, **more: Any) -> dict[str, Any]:
+    return {"type": type_, **more, "description": description}
+
+
 def status_schema() -> dict[str, Any]:
     condition = {
         "type": "object",
         "required": ["type", "status"],
+        "description": "One condition, by Kubernetes conventions.",
         "properties": {
-            "type": {"type": "string"},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "observedGeneration": {"type": "integer"},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "type": _described("string", "Ready, ConfigValid, LivePrerequisitesMet, "
+                               "DatabaseReady, FeedHealthy, TradingActive, "
+                               "ManualInterventionRequired, AnalyticsAvailable."),
+            "status": _described("string", "True, False or Unknown.",
+                                 enum=["True", "False", "Unknown"]),
+            "reason": _described("string", "Why, in one CamelCase word."),
+            "message": _described("string", "Why, for a human: what is missing or what the "
+                                  "operator did; never a secret value."),
+            "observedGeneration": _described("integer", "The metadata.generation this "
+                                             "condition was computed for."),
+            "lastTransitionTime": _described("string", "When status last changed.",
+                                             format="date-time"),
         },
     }
     return {
         "type": "object",
+        "description": "What the operator observed and did (it alone writes it): phase, "
+        "conditions, the mode that actually runs, the bot's own status mirrored from its API "
+        "and the auto-pilot's actions.",
         "x-kubernetes-preserve-unknown-fields": True,
         "properties": {
-            "phase": {"type": "string"},
-            "observedGeneration": {"type": "integer"},
-            "effectiveMode": {"type": "string", "nullable": True},
-            "canarySince": {"type": "string", "nullable": True},
-            "configHash": {"type": "string"},
+            "phase": _described("string", "Starting, Running, Suspended, Blocked (waits for "
+                                "its prerequisites or its database; no pod), Degraded, "
+                                "ConfigInvalid, Failed (the API server refused a child), "
+                                "Terminating."),
+            "observedGeneration": _described("integer", "The metadata.generation the operator "
+                                             "last reconciled."),
+            "effectiveMode": _described("string", "The mode that actually runs (paper, canary, "
+                                        "live), or null: no pod.", nullable=True),
+            "canarySince": _described("string", "When the running canary pod started.",
+                                      nullable=True),
+            "configHash": _described("string", "Hash of the rendered config "
+                                     "(ConfigMap NAME-config); a change rolls the pod."),
             "conditions": {
                 "type": "array",
+                "description": "Ready, ConfigValid, LivePrerequisitesMet, DatabaseReady and "
+                "the auto-pilot's FeedHealthy, TradingActive, ManualInterventionRequired, "
+                "AnalyticsAvailable.",
                 "items": condition,
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
-            "bot": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
-            "remediation": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+            "bot": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                    "description": "The bot's own status, mirrored from its /api/v1/status "
+                    "(mode, paused, pausedBy, openPositions, equity, dailyPnl, …)."},
+            "remediation": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                            "description": "The auto-pilot: its last actions (history), a "
+                            "pending one, the memory limit it raised, restarts of the last "
+                            "hour (docs/runbooks.md)."},
         },
     }
 
@@ -377,15 +522,19 @@ def build_crd() -> dict[str, Any]:
                     "schema": {
                         "openAPIV3Schema": {
                             "type": "object",
-                            "description": "A NovaPulse trading bot run by the operator.",
+                            "description": "A NovaPulse trading bot run by the operator. "
+                            "Its name must be a DNS-1035 label of at most 63 characters (no "
+                            "dots): it names the bot's Service and children.",
                             "required": ["spec"],
                             "properties": {
-                                "apiVersion": {"type": "string"},
-                                "kind": {"type": "string"},
+                                "apiVersion": {"type": "string", "description":
+                                               f"{s.API_VERSION}"},
+                                "kind": {"type": "string", "description": s.KIND},
                                 "metadata": {"type": "object"},
                                 "spec": spec_schema(),
                                 "status": status_schema(),
                             },
+                            "x-kubernetes-validations": [name_rule()],
                         }
                     },
                 }

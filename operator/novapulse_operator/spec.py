@@ -60,7 +60,8 @@ class BotSpec:
     pairs: tuple[str, ...] = ()
     exchange_secret: SecretRef | None = None
     dashboard_secret: SecretRef | None = None
-    database_secret: SecretRef | None = None
+    database_secret: SecretRef | None = None  # spec.database.urlSecretRef
+    database_cnpg: str | None = None  # spec.database.cnpg.cluster: a CloudNativePG Cluster
     canary: CanaryPolicy = field(default_factory=CanaryPolicy)
     resources: Mapping[str, Any] = field(default_factory=dict)
     storage_size: str = "5Gi"
@@ -115,6 +116,7 @@ def parse_spec(spec: Mapping[str, Any]) -> BotSpec:
         exchange_secret=_ref(spec.get("exchange"), "credentialsSecretRef"),
         dashboard_secret=_ref(spec.get("dashboard"), "secretRef"),
         database_secret=_ref(spec.get("database"), "urlSecretRef"),
+        database_cnpg=_cnpg_cluster(spec.get("database")),
         canary=CanaryPolicy(
             max_notional=float(canary["maxNotional"]) if "maxNotional" in canary else None,
             min_duration_seconds=parse_duration(duration) if duration else 0,
@@ -130,6 +132,12 @@ def parse_spec(spec: Mapping[str, Any]) -> BotSpec:
         analytics=_analytics(spec.get("analytics")),
         telegram=_telegram(spec.get("telegram")),
     )
+
+
+def _cnpg_cluster(node: Any) -> str | None:
+    cnpg = node.get("cnpg") if isinstance(node, Mapping) else None
+    cluster = cnpg.get("cluster") if isinstance(cnpg, Mapping) else None
+    return str(cluster) if cluster else None
 
 
 def _analytics(node: Any) -> AnalyticsSpec | None:
@@ -164,9 +172,11 @@ def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
     endpoint = (spec.get("analytics") or {}).get("endpoint")
     if endpoint is not None and not re.fullmatch(ANALYTICS_ENDPOINT_PATTERN, str(endpoint)):
         errors.append(RULE_ANALYTICS_ENDPOINT_MSG)
+    database = spec.get("database") or {}
+    if "urlSecretRef" in database and "cnpg" in database:
+        errors.append(RULE_ONE_DATABASE_MSG)
     config = spec.get("config") or {}
-    database = config.get("database") or {}
-    if "url" in database:
+    if "url" in (config.get("database") or {}):
         errors.append(RULE_NO_DB_URL_MSG)
     feed = config.get("feed") or {}
     initial = feed.get("reconnect_initial_seconds", DEFAULT_RECONNECT_INITIAL)
@@ -209,6 +219,27 @@ RULE_NO_DB_URL_MSG = (
     "spec.config.database.url is not allowed (it would land in a ConfigMap): "
     "use spec.database.urlSecretRef"
 )
+RULE_ONE_DATABASE_MSG = (
+    "spec.database: set urlSecretRef or cnpg, not both (one database per bot)"
+)
+# A TradingBot's name names its Service (a DNS-1035 label) and is a label value (≤ 63).
+NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
+NAME_MAX_LENGTH = 63
+RULE_NAME_MSG = (
+    "metadata.name must be a DNS-1035 label of at most 63 characters: lower-case letters, "
+    "digits and '-', starting with a letter, ending with a letter or digit, no dots (it names "
+    "the bot's Service and is the value of its labels)"
+)
+QUANTITY_HINT = "a quantity like 5Gi, 512Mi, 250m or 2 (Kubernetes quantity syntax, not negative)"
+# Kubernetes' quantity syntax (resource.Quantity), without a sign: none of these is negative.
+QUANTITY_PATTERN = (r"^(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|"
+                    r"([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$")
+
+
+def name_violations(name: str) -> list[str]:
+    """The CRD's rule on metadata.name, in Python."""
+    ok = len(name) <= NAME_MAX_LENGTH and re.fullmatch(NAME_PATTERN, name) is not None
+    return [] if ok else [RULE_NAME_MSG]
 
 
 # --- spec.remediation: the auto-pilot's policy (runbooks 1, 2, 6) ------------------------------

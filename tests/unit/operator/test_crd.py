@@ -19,8 +19,13 @@ import pytest
 import yaml
 
 from novapulse.config import ConfigError, build_config
-from novapulse_operator.crd import build_crd, render_crd_yaml
-from novapulse_operator.spec import spec_rule_violations
+from novapulse_operator.crd import build_crd, name_rule, quantity_rule, render_crd_yaml
+from novapulse_operator.spec import (
+    RULE_NAME_MSG,
+    RULE_ONE_DATABASE_MSG,
+    name_violations,
+    spec_rule_violations,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((ROOT / "examples").glob("tradingbot-*.yaml"))
@@ -142,6 +147,10 @@ def test_schema_rejects(change: dict[str, Any], expected: str) -> None:
     ({"config": {"database": {"url": "postgresql://u:p@db/x"}}},
      ["spec.config.database.url is not allowed (it would land in a ConfigMap): "
       "use spec.database.urlSecretRef"]),
+    ({"database": {"urlSecretRef": {"name": "db"}, "cnpg": {"cluster": "pg"}}},
+     [RULE_ONE_DATABASE_MSG]),
+    ({"database": {"cnpg": {"cluster": "pg"}}}, []),
+    ({"database": {"urlSecretRef": {"name": "db"}}}, []),
 ])
 def test_cel_rules_and_their_python_mirror_agree(spec: dict[str, Any],
                                                  expected: list[str]) -> None:
@@ -218,3 +227,77 @@ def test_config_cross_field_rules_in_cel_match_the_bot_model(spec: dict[str, Any
     except ConfigError:
         model_refuses = True
     assert model_refuses == bool(expected)
+
+
+def _cel(rule: str, value: Any) -> bool:
+    env = celpy.Environment()
+    return bool(env.program(env.compile(rule)).evaluate({"self": celpy.json_to_cel(value)}))
+
+
+@pytest.mark.parametrize(("name", "accepted"), [
+    ("paper-eth", True), ("a" * 63, True), ("b0t", True), ("paper.eth", False),
+    ("a" * 64, False), ("bot-" + "x" * 66, False), ("9lives", False), ("bot-", False),
+    ("Paper", False), ("paper_eth", False)])
+def test_the_name_rule_and_its_python_mirror_agree(name: str, accepted: bool) -> None:
+    """The name becomes a Service name (DNS-1035 label) and label values (≤ 63)."""
+    rule = name_rule()
+    assert _cel(rule["rule"], {"metadata": {"name": name}}) == accepted
+    assert name_violations(name) == ([] if accepted else [RULE_NAME_MSG])
+    assert rule["message"] == RULE_NAME_MSG
+
+
+def _quantity_fields(node: dict[str, Any], path: str) -> list[str]:
+    """Every int-or-string field below `node` (the quantities), maps' values as `path.*`."""
+    found = [path] if node.get("x-kubernetes-int-or-string") else []
+    for name, child in (node.get("properties") or {}).items():
+        if name != "config":
+            found += _quantity_fields(child, f"{path}.{name}")
+    extra = node.get("additionalProperties")
+    if isinstance(extra, dict):
+        found += _quantity_fields(extra, f"{path}.*")
+    return found
+
+
+def test_every_quantity_field_carries_the_quantity_rule() -> None:
+    spec = _crd_version()["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    fields = _quantity_fields(spec, "spec")
+    assert fields == ["spec.resources.requests.*", "spec.resources.limits.*",
+                      "spec.storage.size", "spec.remediation.oom.ceiling"]
+
+    def node(path: str) -> dict[str, Any]:
+        here = spec
+        for part in path.split(".")[1:]:
+            here = here["additionalProperties"] if part == "*" else here["properties"][part]
+        return here
+
+    for path in fields:
+        assert node(path)["x-kubernetes-validations"] == [quantity_rule()], path
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    ("5Gi", True), ("512Mi", True), ("250m", True), ("1.5Gi", True), ("2e9", True),
+    (".5", True), ("1", True), (2, True), (0, True), ("huge", False), ("lots", False),
+    ("-5Gi", False), (-1, False), ("1 core", False), ("4 GB", False), ("5gi", False),
+    ("", False)])
+def test_the_quantity_rule(value: str | int, accepted: bool) -> None:
+    assert _cel(quantity_rule()["rule"], value) == accepted
+
+
+def _undescribed(node: dict[str, Any], path: str) -> list[str]:
+    missing = [] if node.get("description") else [path]
+    for name, child in (node.get("properties") or {}).items():
+        if path == "spec" and name == "config":
+            continue  # the bot's own model: described where the model describes
+        missing += _undescribed(child, f"{path}.{name}")
+    items = node.get("items")
+    if isinstance(items, dict) and items.get("properties"):
+        missing += _undescribed(items, f"{path}[]")
+    return missing
+
+
+def test_kubectl_explain_has_something_to_say_about_every_field() -> None:
+    root = _crd_version()["schema"]["openAPIV3Schema"]
+    assert root["description"]
+    assert _undescribed(root["properties"]["spec"], "spec") == []
+    assert _undescribed(root["properties"]["status"], "status") == []
+    assert root["properties"]["spec"]["properties"]["config"]["description"]
