@@ -46,6 +46,12 @@ def ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def since_ts(when: datetime) -> str:
+    """A moment a threshold counts from, to the millisecond: cut to the whole second, a
+    5-second pauseAfter could pause after 4 s of feed down."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
 def parse_ts(text: Any) -> datetime | None:
     if not isinstance(text, str) or not text:
         return None
@@ -158,7 +164,7 @@ class _Planner:
         p = self.policy.feed
         if not view.ws_connected:
             feed.setdefault("episode", ts(self.now))
-            feed.setdefault("downSince", ts(self.now))
+            feed.setdefault("downSince", since_ts(self.now))
             feed.pop("upSince", None)
             down = self.seconds_since(feed["downSince"])
             if (down >= p.pause_after and "operator" not in holders
@@ -177,7 +183,7 @@ class _Planner:
                              f"{p.restart_after}s): restarting pod {pod.name}")
         elif "episode" in feed:
             feed.pop("downSince", None)
-            feed.setdefault("upSince", ts(self.now))
+            feed.setdefault("upSince", since_ts(self.now))
             up = self.seconds_since(feed["upSince"])
             if up >= p.resume_after_healthy:
                 # The gate's pause shares the operator's slot: it outlives the feed episode.
@@ -226,7 +232,7 @@ class _Planner:
         if not failing:
             self.state.pop("unhealthySince", None)
             return
-        self.state.setdefault("unhealthySince", ts(self.now))
+        self.state.setdefault("unhealthySince", since_ts(self.now))
         down = self.seconds_since(self.state["unhealthySince"])
         if down >= self.policy.unhealthy_after and not self.handled("health", pod.uid):
             detail = view.error if view is not None and view.error else "not healthy"

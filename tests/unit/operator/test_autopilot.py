@@ -72,6 +72,26 @@ def test_feed_down_pauses_after_pause_after_then_restarts_once_then_resumes() ->
         [], [], ["Pause"], [], ["RestartPod"], [], [], [], ["Resume"], []]
 
 
+def test_thresholds_count_from_the_moment_the_fault_was_seen_not_its_whole_second() -> None:
+    """First seen down at 0.9 s: pauseAfter (10 s) has not passed at 10.1 s, restartAfter
+    (30 s) not at 30.5 s; healthy from 31.7 s, resumeAfterHealthy (5 s) not at 36.5 s."""
+    down, held = bot(ws=False), bot(False, ("operator",))
+    up = bot(True, ("operator",))
+    assert run([(0.9, down), (10.1, down), (10.9, down), (30.5, held), (30.9, held),
+                (31.7, up), (36.5, up), (36.7, up)]) == [
+        [], [], ["Pause"], [], ["RestartPod"], [], [], ["Resume"]]
+    sick = bot(healthy=False)  # unhealthyAfter 20 s
+    assert run([(0.9, sick), (20.5, sick), (20.9, sick)]) == [[], [], ["RestartPod"]]
+
+
+def test_a_whole_second_since_from_an_earlier_version_still_counts() -> None:
+    state = {"feed": {"episode": "2026-01-01T12:00:00Z", "downSince": "2026-01-01T12:00:00Z"}}
+    d = decide(POLICY, obs(10, bot(ws=False)), state)
+    assert kinds(d) == ["Pause"]
+    assert autopilot.parse_ts(autopilot.since_ts(T0 + timedelta(seconds=0.9))) == \
+        T0 + timedelta(seconds=0.9)
+
+
 def test_never_resumes_a_manual_or_risk_rule_pause() -> None:
     down = bot(ws=False, pauses=("manual",))
     # The operator pauses in its own slot; on recovery it lifts only that slot.
