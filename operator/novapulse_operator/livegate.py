@@ -83,12 +83,17 @@ def evaluate(
     *,
     running_mode: Mode | None,
     canary_seconds: float | None,
+    database_problem: str | None = None,
 ) -> GateResult:
     """Whether `spec.mode` may run now. Paper always may. `canary_seconds`: the canary time
-    that counts towards `canary.minDuration` (`canary.progress`: Ready, trading, clean)."""
+    that counts towards `canary.minDuration` (`canary.progress`: Ready, trading, clean).
+    `database_problem`: what is missing of the database's Secret (`database.DatabaseState`:
+    a urlSecretRef's Secret or key, CloudNativePG's CLUSTER-app), None when it is there."""
     if spec.mode == "paper":
         return GateResult(True, (), "PaperMode")
     problems = secrets_problems(spec, exchange, dashboard)
+    if database_problem:
+        problems.append(database_problem)
     if problems:
         return GateResult(False, tuple(problems), "SecretsIncomplete")
     if spec.mode == "live" and spec.canary.required_before_live and running_mode != "live":

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from novapulse_operator import livegate, netpol
+from novapulse_operator import database, livegate, netpol
 from novapulse_operator.rendering import CONFIG_DIR, CONFIG_FILE, DATA_DIR, RenderedConfig
 from novapulse_operator.spec import API_VERSION, BOT_PORT, KIND, BotSpec, Mode
 
@@ -148,9 +148,7 @@ def env(owner: Owner, spec: BotSpec, mode: Mode) -> list[dict[str, Any]]:
     items += [_secret_env(k, dash, k) for k in livegate.DASHBOARD_KEYS]
     if spec.exchange_secret is not None and mode in ("canary", "live"):
         items += [_secret_env(k, spec.exchange_secret.name, k) for k in livegate.EXCHANGE_KEYS]
-    if spec.database_secret is not None:
-        key = spec.database_secret.key or "DATABASE_URL"
-        items.append(_secret_env("DATABASE_URL", spec.database_secret.name, key))
+    items += database.env(spec)  # a URL Secret's or CloudNativePG's; none when embedded
     # Soft dependencies: a missing Secret or key never keeps the bot from starting (optional);
     # the bot then reports analytics/Telegram as failing and trades on.
     if spec.analytics is not None and spec.analytics.credentials is not None:
@@ -305,7 +303,7 @@ def service_account(owner: Owner) -> Manifest:
 
 
 def network_policy(owner: Owner, spec: BotSpec, operator: netpol.OperatorPeer,
-                   database: netpol.Database | None) -> Manifest:
+                   db: netpol.Database | None) -> Manifest:
     """The rules of `netpol`: the API port only for the operator's pods and the peers the spec
     lists; egress to DNS, HTTPS and, with an external database, its port."""
     return {
@@ -320,7 +318,7 @@ def network_policy(owner: Owner, spec: BotSpec, operator: netpol.OperatorPeer,
                 "ports": [{"protocol": "TCP", "port": BOT_PORT}],
             }],
             "egress": netpol.egress_rules(
-                database, netpol.analytics_of(spec.analytics.endpoint, owner.namespace)
+                db, netpol.analytics_of(spec.analytics.endpoint, owner.namespace)
                 if spec.analytics is not None else None),
         },
     }
@@ -328,13 +326,13 @@ def network_policy(owner: Owner, spec: BotSpec, operator: netpol.OperatorPeer,
 
 def children(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode | None,
              remedies: Remedies | None = None, operator: netpol.OperatorPeer | None = None,
-             database: netpol.Database | None = None) -> list[Manifest]:
+             db: netpol.Database | None = None) -> list[Manifest]:
     """Every owned child in apply order (the Deployment last: what it mounts exists first)."""
     return [
         service_account(owner),
         config_map(owner, rendered),
         pvc(owner, spec),
         service(owner),
-        network_policy(owner, spec, operator or netpol.OperatorPeer(), database),
+        network_policy(owner, spec, operator or netpol.OperatorPeer(), db),
         deployment(owner, spec, rendered, mode, remedies),
     ]

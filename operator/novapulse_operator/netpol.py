@@ -5,7 +5,8 @@ labels, in one peer, so a label set on a pod elsewhere opens nothing — and fro
 user lists in `spec.network.ingressFrom` (e.g. Prometheus' namespace, for `/metrics`).
 Egress: DNS; HTTPS (Kraken, Telegram, OpenSearch — addresses a NetworkPolicy cannot name: an
 FQDN policy needs a CNI that has one); and the database's port only when the bot has an
-external database — to its namespace when the URL names a Service in the cluster.
+external database — to its namespace when the URL names a Service in the cluster, to the
+cluster's own pods for CloudNativePG.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class OperatorPeer:
 class Database:
     port: int = POSTGRES_PORT
     namespace: str | None = None  # a Service in this namespace; None: outside the cluster
+    # Only these pods of `namespace` (e.g. a CloudNativePG cluster's instances, whichever is
+    # primary: its Service CLUSTER-rw follows a switchover); None: any pod there.
+    pods: Mapping[str, str] | None = None
 
 
 def database_of(url: str | None, bot_namespace: str) -> Database | None:
@@ -96,7 +100,10 @@ def egress_rules(database: Database | None,
     for peer in peers:
         rule: dict[str, Any] = {"ports": [{"protocol": "TCP", "port": peer.port}]}
         if peer.namespace:
-            rule["to"] = [{"namespaceSelector": {
-                "matchLabels": {NAMESPACE_LABEL: peer.namespace}}}]
+            to: dict[str, Any] = {"namespaceSelector": {
+                "matchLabels": {NAMESPACE_LABEL: peer.namespace}}}
+            if peer.pods:
+                to["podSelector"] = {"matchLabels": dict(peer.pods)}
+            rule["to"] = [to]
         rules.append(rule)
     return rules

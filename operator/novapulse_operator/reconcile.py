@@ -16,6 +16,7 @@ from typing import Any
 from novapulse_operator import (
     accounts,
     autopilot,
+    database,
     generated,
     livegate,
     manifests,
@@ -57,15 +58,10 @@ async def _read_secrets(client: KubeClient, owner: Owner, spec: BotSpec,
     return exchange, dashboard
 
 
-async def _database(client: KubeClient, owner: Owner, spec: BotSpec) -> netpol.Database | None:
-    """Where the bot's external database is, for its NetworkPolicy (only host and port of the
-    URL are kept; None: the embedded PostgreSQL)."""
-    ref = spec.database_secret
-    if ref is None:
-        return None
-    data = await client.secret_data(owner.namespace, ref.name) or {}
-    return netpol.database_of(data.get(ref.key or "DATABASE_URL"), owner.namespace) \
-        or netpol.Database()
+async def _database(client: KubeClient, owner: Owner, spec: BotSpec) -> database.DatabaseState:
+    """Whether the bot's database is there (embedded, a URL Secret, CloudNativePG's Secret)
+    and where its NetworkPolicy lets it connect (only host and port of a URL are kept)."""
+    return await database.read(client, owner.namespace, spec)
 
 
 async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit) -> None:
@@ -120,6 +116,7 @@ def server_message(exc: KubeError) -> str:
 
 def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None:
     """Events on transitions only, so a periodic resync does not flood the namespace."""
+    database.events(prev, new, emit)
     before = status.get_condition(prev, status.LIVE_PREREQUISITES_MET) or {}
     after = status.get_condition(new, status.LIVE_PREREQUISITES_MET) or {}
     if after.get("status") == "False" and after.get("message") != before.get("message"):
@@ -168,15 +165,18 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     errors = tuple(spec_rule_violations(raw_spec) + rendering.validate(spec, spec.mode, identity))
 
     exchange, dashboard = await _read_secrets(client, owner, spec)
+    db = await _database(client, owner, spec)
     credit = (prev.get("canary") or {}).get("creditedSeconds")
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
-                             canary_seconds=float(credit) if credit is not None else None)
+                             canary_seconds=float(credit) if credit is not None else None,
+                             database_problem=db.problem)
     effective = running if errors else livegate.effective_mode(spec.mode, gate, running)
     account = prev.get("exchangeAccount")
     held: str | None = None
     if not errors:  # one bot per exchange account; an invalid config changes nothing
         guarded = book.guard(body, accounts.account_of(exchange), spec.mode, gate, effective)
         gate, effective, account = guarded.gate, guarded.effective, guarded.account
+        effective = database.wait(db, effective)  # never on the embedded one instead
         held = livegate.hold_real_money(spec.mode, gate, running, effective,
                                         prev.get("bot") or {})
         if held is not None:
@@ -190,9 +190,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         try:
             if spec.dashboard_secret is None:
                 await ensure_generated_dashboard_secret(client, owner, emit)
-            database = await _database(client, owner, spec)
             for child in manifests.children(owner, spec, rendered, effective, remedies,
-                                            operator, database):
+                                            operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]
                 action = await client.apply(child)
                 if action != "unchanged":
@@ -217,6 +216,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         exchange_account=account,
         refused=refused,
         held=held,
+        database=db,
     )
     new = status.compute_status(prev, observation, now)
     _events(prev, new, emit)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from novapulse_operator.database import DATABASE_READY, DatabaseState
 from novapulse_operator.livegate import GateResult
 from novapulse_operator.spec import Mode
 
@@ -71,6 +72,7 @@ class Observation:
     exchange_account: str | None = None  # keyed hash of the API key (accounts.account_hash)
     refused: str | None = None  # the API server refused a child: its message
     held: str | None = None  # gate closed under a real-money bot kept running (livegate)
+    database: DatabaseState | None = None  # where the bot's database is; None: not looked at
 
 
 def phase_of(obs: Observation) -> tuple[str, str]:
@@ -83,6 +85,10 @@ def phase_of(obs: Observation) -> tuple[str, str]:
         return "Suspended", "spec.suspended is true: no pod runs, the data volume is kept"
     if obs.held:
         return "Degraded", obs.held
+    db = obs.database
+    if obs.effective is None and db is not None and not db.ready:
+        return "Blocked", f"the {obs.requested} bot waits for its database ({db.problem}); " \
+            "no pod runs"
     if obs.effective is None:
         return "Blocked", f"{obs.requested} mode waits for its prerequisites; no pod runs"
     if obs.effective != obs.requested:
@@ -125,6 +131,9 @@ def compute_status(prev: Mapping[str, Any], obs: Observation, now: datetime) -> 
         conds = set_condition(conds, CONFIG_VALID, True, "Valid", "spec.config is valid", gen, now)
     conds = set_condition(conds, LIVE_PREREQUISITES_MET, obs.gate.met, obs.gate.reason,
                           obs.gate.message, gen, now)
+    if obs.database is not None:
+        conds = set_condition(conds, DATABASE_READY, obs.database.ready, obs.database.reason,
+                              obs.database.message, gen, now)
     phase, why = phase_of(obs)
     reason = "ChildRefused" if obs.refused else phase
     conds = set_condition(conds, READY, phase == "Running", reason, why, gen, now)

@@ -8,7 +8,7 @@ import bcrypt
 import pytest
 
 from novapulse.secrets import is_bcrypt_hash
-from novapulse_operator import livegate
+from novapulse_operator import database, livegate
 from novapulse_operator.livegate import GateResult, effective_mode, evaluate, weakness
 from novapulse_operator.spec import parse_spec
 
@@ -115,3 +115,50 @@ def test_refused_the_account_only_paper_keeps_running(  # type: ignore[no-untype
     assert (refused.met, refused.reason) == (False, "ExchangeAccountInUse")
     assert refused.message == "exchange account in use by TradingBot ns/a"
     assert effective_mode(requested, refused, running) == expected
+
+
+@pytest.mark.parametrize(("spec", "data", "problem"), [
+    ({"urlSecretRef": {"name": "pg"}}, None,
+     "Secret pg (spec.database.urlSecretRef) not found"),
+    ({"urlSecretRef": {"name": "pg"}}, {"URL": "postgresql://db/np"},
+     "Secret pg (spec.database.urlSecretRef) lacks DATABASE_URL"),
+    ({"urlSecretRef": {"name": "pg", "key": "URL"}}, {"URL": ""},
+     "Secret pg (spec.database.urlSecretRef): URL is empty"),
+    ({"cnpg": {"cluster": "main"}}, None,
+     "Secret main-app of the CloudNativePG cluster main not found"),
+], ids=["url-secret-absent", "url-key-absent", "url-empty", "cnpg-secret-absent"])
+def test_canary_and_live_wait_for_the_database_secret(
+        spec: dict[str, object], data: dict[str, str] | None, problem: str) -> None:
+    for mode in ("canary", "live"):
+        bot = parse_spec({"mode": mode, "exchange": {"credentialsSecretRef": {"name": "kraken"}},
+                          "dashboard": {"secretRef": {"name": "dash"}}, "database": spec})
+        db = database.decide(bot, "trading", data)
+        result = evaluate(bot, EXCHANGE, DASH, running_mode=None, canary_seconds=None,
+                          database_problem=db.problem)
+        assert (result.met, result.reason) == (False, "SecretsIncomplete")
+        assert result.problems == (problem,)
+        assert "postgresql://" not in result.message
+
+
+def test_the_database_secret_with_its_key_opens_the_gate() -> None:
+    bot = parse_spec({"mode": "live", "exchange": {"credentialsSecretRef": {"name": "kraken"}},
+                      "dashboard": {"secretRef": {"name": "dash"}},
+                      "database": {"urlSecretRef": {"name": "pg"}}})
+    db = database.decide(bot, "trading", {"DATABASE_URL": "postgresql://u:p@pg:5432/np"})
+    assert evaluate(bot, EXCHANGE, DASH, running_mode=None, canary_seconds=None,
+                    database_problem=db.problem).met
+
+
+def test_problems_with_the_database_and_other_secrets_are_all_named() -> None:
+    result = gate(exchange=None).problems
+    assert result == ("Secret kraken not found",)
+    both = evaluate(LIVE, None, DASH, running_mode=None, canary_seconds=None,
+                    database_problem="Secret pg (spec.database.urlSecretRef) not found")
+    assert both.problems == ("Secret kraken not found",
+                             "Secret pg (spec.database.urlSecretRef) not found")
+
+
+def test_paper_does_not_wait_on_the_gate_for_its_database() -> None:
+    """Paper's wait is the DatabaseReady condition's (no pod), not the live gate's."""
+    assert evaluate(parse_spec({}), None, None, running_mode=None, canary_seconds=None,
+                    database_problem="Secret pg (spec.database.urlSecretRef) not found").met

@@ -7,7 +7,7 @@ import yaml
 
 from novapulse_operator import botapi, rendering
 from novapulse_operator.schema import structural
-from novapulse_operator.spec import parse_duration, parse_spec
+from novapulse_operator.spec import SecretRef, parse_duration, parse_spec
 
 
 def test_defaults_when_the_server_did_not_apply_them() -> None:
@@ -66,3 +66,22 @@ def test_bot_endpoint_annotation_only_with_the_flag() -> None:
     assert botapi.ignored_override(override, allow_override=False) == "http://x:1/"
     assert botapi.endpoint_for("b", "ns", override, allow_override=True) == "http://x:1"
     assert botapi.ignored_override(override, allow_override=True) is None
+
+
+@pytest.mark.parametrize(("database", "secret", "cluster"), [
+    ({}, None, None),
+    ({"urlSecretRef": {"name": "db"}}, "db", None),
+    ({"cnpg": {"cluster": "pg-main"}}, None, "pg-main"),
+    ({"cnpg": {}}, None, None),
+])
+def test_the_database_choice(database: dict[str, object], secret: str | None,
+                             cluster: str | None) -> None:
+    spec = parse_spec({"database": database})
+    assert spec.database_secret == (SecretRef(secret) if secret else None)
+    assert spec.database_cnpg == cluster
+
+
+def test_the_database_choice_never_reaches_the_config() -> None:
+    """DATABASE_URL is the pod's env (secretKeyRef): the rendered config names no database."""
+    spec = parse_spec({"database": {"cnpg": {"cluster": "pg"}}})
+    assert "database" not in yaml.safe_load(rendering.render(spec, "paper", "ns/bot").text)
