@@ -13,14 +13,19 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import kopf
 
-from novapulse_operator import botapi, crd, netpol, webhook
+from novapulse_operator import botapi, crd, metrics, netpol, webhook
 from novapulse_operator.handlers import OperatorConfig, register
+
+PROG = "novapulse-operator"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -78,9 +83,86 @@ def operator_peer(args: argparse.Namespace) -> netpol.OperatorPeer:
                                labels=labels or dict(netpol.DEFAULT_OPERATOR_LABELS))
 
 
+@dataclass(frozen=True)
+class Listener:
+    """A port the operator serves: what for, and how a user changes it."""
+
+    what: str  # "metrics", "liveness", "the admission webhook"
+    host: str
+    port: int
+    flag: str  # the command-line flag that sets it
+    how: str  # what else to know about the flag (its current value, how to disable it)
+    helm_value: str  # the chart's value that sets it
+
+    def refused(self, why: str) -> str:
+        """One line: which port, why, and the setting to change."""
+        return (f"{PROG}: cannot listen on {self.host}:{self.port} for {self.what}: {why} — "
+                f"free the port, or choose another with {self.flag} ({self.how}; Helm value "
+                f"{self.helm_value})")
+
+
+def bind_problem(host: str, port: int) -> str | None:
+    """Why nothing can listen on host:port now (e.g. "Address already in use"); None: it can.
+    The socket is closed at once: a check, taken the way the servers bind (SO_REUSEADDR)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def liveness_listener(url: str) -> Listener:
+    """Where kopf's liveness endpoint listens (kopf's reading of the URL: localhost, port 80
+    when the URL names none)."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port or 80
+    except ValueError:
+        raise SystemExit(f"{PROG}: --liveness {url}: not a valid port") from None
+    return Listener("liveness", parts.hostname or "localhost", port, "--liveness",
+                    f"now {url}; '' disables it", "operator.livenessPort")
+
+
+def serve_metrics(port: int) -> None:
+    """Serve /metrics now, or exit with one line naming the port and the flag: an operator
+    that cannot serve its ports would otherwise retry every minute and reconcile nothing."""
+    if not port:
+        return
+    listener = Listener("metrics", "0.0.0.0", port, "--metrics-port", "0 disables metrics",
+                        "operator.metricsPort")
+    try:
+        metrics.serve(port)
+    except OSError as exc:
+        raise SystemExit(listener.refused(exc.strerror or str(exc))) from None
+
+
+def check_ports(args: argparse.Namespace) -> None:
+    """Exit with one line when a port kopf will serve (liveness, webhook) is taken."""
+    listeners = []
+    if args.liveness:
+        listeners.append(liveness_listener(args.liveness))
+    if args.webhook_port:
+        listeners.append(Listener("the admission webhook", args.webhook_addr,
+                                  args.webhook_port, "--webhook-port", "0 disables it",
+                                  "webhook.port"))
+    for listener in listeners:
+        problem = bind_problem(listener.host, listener.port)
+        if problem is not None:
+            raise SystemExit(listener.refused(problem))
+
+
 def run(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    check_ports(args)
+    serve_metrics(args.metrics_port)
     cfg = OperatorConfig(
         resync_seconds=args.resync_seconds,
         endpoint_template=args.bot_endpoint_template,
@@ -90,7 +172,7 @@ def run(args: argparse.Namespace) -> None:
         bot_poll_seconds=args.bot_poll_seconds,
         peering_name=args.peering_name,
         priority=args.priority,
-        metrics_port=args.metrics_port,
+        metrics_port=0,  # served above: a port taken stops the operator at once
         webhook=webhook.WebhookConfig(port=args.webhook_port, cert_dir=args.webhook_cert_dir,
                                       addr=args.webhook_addr) if args.webhook_port else None,
     )
