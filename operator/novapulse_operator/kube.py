@@ -1,21 +1,36 @@
-"""A thin async Kubernetes client for the children: get, create, merge-patch, apply.
+"""The operator's Kubernetes client for the children: kubernetes_asyncio's ApiClient (its
+connection pool, auth headers, TLS and errors) with JSON bodies, children written by
+server-side apply under the field manager `novapulse-operator`.
 
-It connects with the ConnectionInfo that kopf's login produced (in-cluster service account
-or kubeconfig), so it talks to whatever kopf talks to: kind, a real cluster, an emulator.
+Bodies stay plain dicts (the ApiClient's "object" type): the operator builds and reads
+manifests as dicts, and turning every answer into generated model objects would cost CPU and
+memory for nothing with a thousand bots. It connects with the ConnectionInfo that kopf's
+login produced (in-cluster service account or kubeconfig), so it talks to whatever kopf
+talks to: kind, a real cluster, an emulator.
 """
 
 from __future__ import annotations
 
 import base64
-import ssl
+import json
+import logging
 import tempfile
+from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import aiohttp
 import kopf
+from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
 
+FIELD_MANAGER = "novapulse-operator"
+# Who wrote the children before server-side apply: the operator's own merge patches (this
+# name) and its earlier aiohttp client (the API server names a manager after the User-Agent).
+# A conflict with these only is the operator's own past: taken over by a forced apply.
+OWN_MANAGERS = frozenset({FIELD_MANAGER, "Python"})
+APPLY_PATCH = "application/apply-patch+yaml"
+MERGE_PATCH = "application/merge-patch+json"
 _PLURALS = {
     "ConfigMap": "configmaps",
     "Secret": "secrets",
@@ -26,13 +41,31 @@ _PLURALS = {
     "NetworkPolicy": "networkpolicies",
     "Pod": "pods",
 }
+_JSON = {200: "object", 201: "object"}
+# The library logs every response body at DEBUG, Secrets included: never, whatever the level.
+logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
+_VERSIONS_KEPT = 20_000  # resourceVersions remembered to tell "unchanged" from "patched"
 ApplyResult = Literal["created", "patched", "unchanged"]
 
 
 class KubeError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    """A refused request: the HTTP status and the API server's own message."""
+
+    def __init__(self, status: int, message: str, body: Mapping[str, Any] | None = None,
+                 ) -> None:
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+        self.message = message
+        self.body: Mapping[str, Any] = body or {}
+
+
+class ApplyConflict(KubeError):
+    """Server-side apply found fields another manager owns with other values: surfaced,
+    never overwritten."""
+
+    def __init__(self, message: str, body: Mapping[str, Any], managers: frozenset[str]) -> None:
+        super().__init__(409, message, body)
+        self.managers = managers
 
 
 def collection_path(api_version: str, kind: str, namespace: str) -> str:
@@ -56,105 +89,181 @@ def is_subset(desired: Any, actual: Any) -> bool:
     return bool(desired == actual)
 
 
+def conflict_managers(body: Mapping[str, Any]) -> frozenset[str]:
+    """The managers named by a server-side apply conflict (`conflict with "NAME" ...`)."""
+    causes = (body.get("details") or {}).get("causes") or []
+    names = set()
+    for cause in causes:
+        message = str(cause.get("message") or "")
+        if message.startswith('conflict with "'):
+            names.add(message.split('"', 2)[1])
+    return frozenset(names)
+
+
 def _pem(data: str | bytes) -> bytes:
     return base64.b64decode(data) if isinstance(data, str) else data
 
 
-def ssl_context(info: kopf.ConnectionInfo) -> ssl.SSLContext | bool:
-    """TLS from the login's material. The CA is loaded from memory; a client certificate and
-    key given as data pass through files (Python's ssl loads a key from a file only) in a
-    private directory that is removed before this returns: no key material stays on disk."""
-    if not info.server.startswith("https"):
-        return True
-    if info.insecure:
-        return False
-    context = ssl.create_default_context(cafile=str(info.ca_path) if info.ca_path else None)
-    if info.ca_data and not info.ca_path:
-        context.load_verify_locations(cadata=_pem(info.ca_data).decode())
+def _error(exc: ApiException) -> KubeError:
+    raw = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+    try:
+        body = json.loads(raw or "")
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return KubeError(int(exc.status or 0), str(raw or exc.reason)[:500])
+    message = str(body.get("message") or raw)
+    if exc.status == 409 and (managers := conflict_managers(body)):
+        return ApplyConflict(message, body, managers)
+    return KubeError(int(exc.status or 0), message, body)
+
+
+def _configuration(info: kopf.ConnectionInfo, private: Path) -> Configuration:
+    """The ApiClient's configuration from kopf's login. Material given as data goes through
+    files (Python's ssl loads a client key only from a file) in `private`, which the caller
+    removes once the ApiClient has loaded them: no key material stays on disk."""
+    config = Configuration(host=info.server.rstrip("/"))
+    config.verify_ssl = not info.insecure
+    if info.ca_path:
+        config.ssl_ca_cert = str(info.ca_path)
+    elif info.ca_data:
+        ca = private / "ca.crt"
+        ca.write_bytes(_pem(info.ca_data))
+        config.ssl_ca_cert = str(ca)
     if info.certificate_path:
-        key = str(info.private_key_path) if info.private_key_path else None
-        context.load_cert_chain(str(info.certificate_path), key)
+        config.cert_file = str(info.certificate_path)
     elif info.certificate_data:
-        with tempfile.TemporaryDirectory(prefix="novapulse-tls-") as private:
-            cert = Path(private, "client.crt")
-            cert.write_bytes(_pem(info.certificate_data))
-            key_path: str | None = str(info.private_key_path) if info.private_key_path else None
-            if info.private_key_data:
-                key_file = Path(private, "client.key")
-                key_file.touch(mode=0o600)
-                key_file.write_bytes(_pem(info.private_key_data))
-                key_path = str(key_file)
-            context.load_cert_chain(str(cert), key_path)
-    return context
+        cert = private / "client.crt"
+        cert.write_bytes(_pem(info.certificate_data))
+        config.cert_file = str(cert)
+    if info.private_key_path:
+        config.key_file = str(info.private_key_path)
+    elif info.private_key_data:
+        key = private / "client.key"
+        key.touch(mode=0o600)
+        key.write_bytes(_pem(info.private_key_data))
+        config.key_file = str(key)
+    return config
+
+
+def _tls_of(info: kopf.ConnectionInfo) -> tuple[Any, ...]:
+    return (info.server, info.insecure, info.ca_path, info.ca_data, info.certificate_path,
+            info.certificate_data, info.private_key_path, info.private_key_data)
+
+
+def api_client(info: kopf.ConnectionInfo, pool: int = 32) -> ApiClient:
+    """An ApiClient for the login `info`; TLS material is loaded before this returns."""
+    with tempfile.TemporaryDirectory(prefix="novapulse-tls-") as private:
+        config = _configuration(info, Path(private))
+        config.connection_pool_maxsize = pool
+        client = ApiClient(config)
+    client.user_agent = FIELD_MANAGER
+    for header, value in info.as_http_headers().items():
+        client.set_default_header(header, value)
+    return client
 
 
 class KubeClient:
-    """One aiohttp session to the API server; bodies are JSON, patches are merge patches."""
+    """The children's reads and writes: get, list, server-side apply, merge-patch, delete."""
 
     def __init__(self, info: kopf.ConnectionInfo, timeout: float = 30.0) -> None:
-        self._base = info.server.rstrip("/")
-        self._auth = dict(info.as_http_headers())
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            connector=aiohttp.TCPConnector(ssl=ssl_context(info), limit=32),
-        )
+        self._timeout = timeout
+        self._tls = _tls_of(info)
+        self._api = api_client(info)
+        self._retired: list[ApiClient] = []
+        self._versions: OrderedDict[tuple[str, ...], str] = OrderedDict()
 
     def update_login(self, info: kopf.ConnectionInfo) -> None:
         """Use the credentials of a new login (kopf logs in again when its token is refused
         or expires): the next request carries them, the old ones are dropped."""
-        self._auth = dict(info.as_http_headers())
+        if _tls_of(info) != self._tls:  # new certificates: a new connection pool
+            self._retired.append(self._api)
+            self._tls = _tls_of(info)
+            self._api = api_client(info)
+            return
+        self._api.default_headers.pop("Authorization", None)
+        for header, value in info.as_http_headers().items():
+            self._api.set_default_header(header, value)
 
     async def close(self) -> None:
-        await self._session.close()
+        for client in (*self._retired, self._api):
+            await client.close()
+        self._retired.clear()
 
-    async def _request(self, method: str, path: str, body: Any = None,
-                       content_type: str = "application/json") -> dict[str, Any] | None:
-        headers = {**self._auth, **({"Content-Type": content_type} if body is not None else {})}
-        async with self._session.request(method, self._base + path, json=body,
-                                         headers=headers) as resp:
-            if resp.status == 404 and method == "GET":
-                return None
-            if resp.status >= 400:
-                text = await resp.text()
-                raise KubeError(resp.status, text[:300])
-            data: dict[str, Any] = await resp.json(content_type=None)
-            return data
+    async def _call(self, method: str, path: str, body: Any = None,
+                    content_type: str | None = None, query: list[tuple[str, Any]] | None = None,
+                    ) -> tuple[dict[str, Any], int]:
+        headers = {"Accept": "application/json"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        try:
+            data, status, _ = await self._api.call_api(
+                path, method, query_params=query or [], header_params=headers, body=body,
+                response_types_map=_JSON, auth_settings=[],
+                _return_http_data_only=False, _request_timeout=self._timeout)
+        except ApiException as exc:
+            raise _error(exc) from None
+        return (data if isinstance(data, dict) else {}), int(status)
 
     async def get(self, api_version: str, kind: str, namespace: str, name: str,
                   ) -> dict[str, Any] | None:
-        return await self._request("GET", object_path(api_version, kind, namespace, name))
+        try:
+            found, _ = await self._call("GET", object_path(api_version, kind, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
         path = collection_path(obj["apiVersion"], obj["kind"], meta["namespace"])
-        return await self._request("POST", path, obj) or {}
+        created, _ = await self._call("POST", path, dict(obj),
+                                      query=[("fieldManager", FIELD_MANAGER)])
+        return created
+
+    async def create_if_absent(self, obj: Mapping[str, Any]) -> bool:
+        """Create `obj` unless an object of its name exists (then leave it as it is): for
+        what is generated once and never rewritten, e.g. a generated password's Secret.
+        True when it was created."""
+        try:
+            await self.create(obj)
+        except KubeError as exc:
+            if exc.status == 409:
+                return False
+            raise
+        return True
 
     async def patch(self, api_version: str, kind: str, namespace: str, name: str,
                     patch: Mapping[str, Any]) -> dict[str, Any]:
+        """A merge patch (for what is not a child's desired state, e.g. moving a key)."""
         path = object_path(api_version, kind, namespace, name)
-        return await self._request("PATCH", path, patch, "application/merge-patch+json") or {}
+        patched, _ = await self._call("PATCH", path, dict(patch), MERGE_PATCH,
+                                      [("fieldManager", FIELD_MANAGER)])
+        return patched
 
     async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        path = f"/api/v1/namespaces/{namespace}/pods?labelSelector={selector}"
-        found = await self._request("GET", path)
-        return list((found or {}).get("items") or [])
+        found, _ = await self._call("GET", f"/api/v1/namespaces/{namespace}/pods",
+                                    query=[("labelSelector", selector)])
+        return list(found.get("items") or [])
 
     async def patch_status(self, api_version: str, plural: str, namespace: str, name: str,
                            patch: Mapping[str, Any]) -> dict[str, Any]:
         """Merge-patch the status subresource of a custom resource."""
         path = f"/apis/{api_version}/namespaces/{namespace}/{plural}/{name}/status"
-        return await self._request("PATCH", path, patch, "application/merge-patch+json") or {}
+        patched, _ = await self._call("PATCH", path, dict(patch), MERGE_PATCH,
+                                      [("fieldManager", FIELD_MANAGER)])
+        return patched
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str,
                      uid: str | None = None) -> bool:
         """Delete one object, only if it still has `uid`; False when it is gone already (or
         is another object by now): the deletion is idempotent."""
-        body = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if uid:
-            body["preconditions"] = {"uid": uid}  # type: ignore[assignment]
-        path = object_path(api_version, kind, namespace, name)
+            body["preconditions"] = {"uid": uid}
         try:
-            await self._request("DELETE", path, body)
+            await self._call("DELETE", object_path(api_version, kind, namespace, name), body)
         except KubeError as exc:
             if exc.status in (404, 409):
                 return False
@@ -162,23 +271,33 @@ class KubeClient:
         return True
 
     async def apply(self, obj: Mapping[str, Any]) -> ApplyResult:
-        """Create or converge one object by name: idempotent, safe to repeat after a crash."""
+        """Server-side apply of one child's whole desired state: one request, idempotent,
+        safe to repeat after a crash. Fields another manager owns with other values make an
+        ApplyConflict (the caller surfaces it); fields the operator's own earlier writes
+        own are taken over."""
         meta = obj["metadata"]
         key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        current = await self.get(*key)
-        if current is None:
-            try:
-                await self.create(obj)
-                return "created"
-            except KubeError as exc:
-                if exc.status != 409:
-                    raise
-                current = await self.get(*key)
-        desired = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind")}
-        if current is not None and is_subset(desired, current):
-            return "unchanged"
-        await self.patch(*key, desired)
-        return "patched"
+        try:
+            result, status = await self._apply(key, obj, force=False)
+        except ApplyConflict as exc:
+            if not exc.managers <= OWN_MANAGERS:
+                raise
+            result, status = await self._apply(key, obj, force=True)
+        version = str((result.get("metadata") or {}).get("resourceVersion") or "")
+        before = self._versions.pop(key, None)
+        self._versions[key] = version
+        while len(self._versions) > _VERSIONS_KEPT:
+            self._versions.popitem(last=False)
+        if status == 201:
+            return "created"
+        return "unchanged" if before == version else "patched"
+
+    async def _apply(self, key: tuple[str, str, str, str], obj: Mapping[str, Any],
+                     force: bool) -> tuple[dict[str, Any], int]:
+        query: list[tuple[str, Any]] = [("fieldManager", FIELD_MANAGER)]
+        if force:
+            query.append(("force", "true"))
+        return await self._call("PATCH", object_path(*key), dict(obj), APPLY_PATCH, query)
 
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """The decoded data of a Secret, or None when it does not exist."""

@@ -7,7 +7,6 @@ Idempotent: every child is applied by name, so a reconcile cut off half-way and 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -26,7 +25,7 @@ from novapulse_operator import (
     status,
 )
 from novapulse_operator.account_book import AccountBook
-from novapulse_operator.kube import KubeClient, KubeError
+from novapulse_operator.kube import ApplyConflict, KubeClient, KubeError
 from novapulse_operator.manifests import Owner, Remedies
 from novapulse_operator.spec import BotSpec, Mode, parse_spec, spec_rule_violations
 
@@ -71,8 +70,10 @@ async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, em
     existing = await client.get("v1", "Secret", owner.namespace, name)
     if existing is None:
         pod_secret, login = await asyncio.to_thread(generated.dashboard_secrets, owner)
-        await client.apply(login)
-        if await client.apply(pod_secret) == "created":
+        # Created once, never applied: nothing may replace a generated password (and the
+        # chart grants no patch on Secrets).
+        await client.create_if_absent(login)
+        if await client.create_if_absent(pod_secret):
             emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
         return
     await _move_password_out(client, owner, existing)
@@ -90,7 +91,7 @@ async def _move_password_out(client: KubeClient, owner: Owner, existing: Mapping
     if await client.get("v1", "Secret", owner.namespace, login_name) is None:
         password = (await client.secret_data(owner.namespace, existing["metadata"]["name"])
                     or {}).get(key, "")
-        await client.apply(manifests.login_secret(owner, password))
+        await client.create_if_absent(manifests.login_secret(owner, password))
     await client.patch("v1", "Secret", owner.namespace, existing["metadata"]["name"],
                        {"data": {key: None}})
 
@@ -104,14 +105,8 @@ def remedies_of(prev: Mapping[str, Any]) -> tuple[Remedies, dict[str, int] | Non
 
 
 def server_message(exc: KubeError) -> str:
-    """The API server's own message from its Status body (else the raw text)."""
-    text = str(exc)
-    _, _, body = text.partition(": ")
-    try:
-        parsed = json.loads(body)
-    except ValueError:
-        return text
-    return str(parsed.get("message") or text) if isinstance(parsed, dict) else text
+    """The API server's own message from its Status body."""
+    return exc.message
 
 
 def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None:
@@ -199,9 +194,15 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
             deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
             ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
         except KubeError as exc:
-            if exc.status < 400 or exc.status >= 500 or exc.status in (401, 403, 409, 429):
+            if not isinstance(exc, ApplyConflict) and (
+                    exc.status < 400 or exc.status >= 500 or exc.status in (401, 403, 409, 429)):
                 raise  # not the object's fault: kopf retries
             refused = f"the API server refused {kind} {name}: {server_message(exc)}"
+            if isinstance(exc, ApplyConflict):
+                refused += (f" — fields the operator manages were changed by "
+                            f"{', '.join(sorted(exc.managers))}; the operator does not overwrite"
+                            f" them: undo that change (or delete {kind} {name} to let the "
+                            f"operator recreate it)")
             metrics.CHILDREN_WRITES.labels(kind, "refused").inc()
 
     observation = status.Observation(

@@ -197,7 +197,11 @@ def test_operator_with_the_charts_service_account_reconciles_a_paper_bot(
         status = bot.get("status") or {}
         return bot if status.get("observedGeneration") == 1 and status.get("phase") else None
 
-    bot = wait_for("the paper bot's status", reconciled)
+    try:
+        bot = wait_for("the paper bot's status", reconciled)
+    except AssertionError:
+        print(operator_log(installed)[-6000:])
+        raise
     uid = bot["metadata"]["uid"]
     for kind in ("deployment", "configmap/paper-eth-config", "service", "serviceaccount",
                  "persistentvolumeclaim/paper-eth-data", "networkpolicy"):

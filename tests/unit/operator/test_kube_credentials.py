@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from novapulse_operator.kube import KubeClient, ssl_context
+from novapulse_operator.kube import KubeClient, api_client
 
 
 def _client_pair() -> tuple[bytes, bytes]:
@@ -33,17 +34,19 @@ def _client_pair() -> tuple[bytes, bytes]:
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
-def test_client_key_data_leaves_nothing_on_disk(tmp_path: Path,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_client_key_data_leaves_nothing_on_disk(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     cert, key = _client_pair()
     info = kopf.ConnectionInfo(server="https://127.0.0.1:6443",
                                certificate_data=base64.b64encode(cert).decode(),
                                private_key_data=base64.b64encode(key).decode(),
                                ca_data=base64.b64encode(cert).decode())
-    context = ssl_context(info)
-    assert context is not False and context is not True
-    assert list(tmp_path.iterdir()) == []  # the key was loaded, then its file removed
+    client = api_client(info)  # loads the pair (a bad key or certificate would raise here)
+    try:
+        assert os.listdir(tmp_path) == []  # the key was loaded, then its file removed
+    finally:
+        await client.close()
 
 
 @pytest.fixture()
