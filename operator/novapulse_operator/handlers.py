@@ -59,6 +59,10 @@ class OperatorConfig:
     bot_poll_seconds: float = 5.0  # the auto-pilot looks at each bot this often
     status_refresh_seconds: float = 30.0  # equity, PnL, feed age written at most this often
     poll_concurrency: int = 64
+    # At most this many reconciles at once: a burst of a thousand new bots would otherwise
+    # hold a thousand snapshots, manifests and answers in memory together, all waiting for
+    # the same connection pool. (kopf's worker_limit would also stall its watch stream.)
+    reconcile_concurrency: int = 32
     # Honour novapulse.io/bot-endpoint (local runs, tests): the admin key goes where it points.
     allow_endpoint_annotation: bool = False
     # The operator's own pods, the only ones (with spec.network.ingressFrom) that reach a bot.
@@ -72,6 +76,7 @@ class _State:
     client: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     last_resync: dict[str, float] = field(default_factory=dict)
+    last_drift: dict[str, float] = field(default_factory=dict)  # every child last applied
     accounts: AccountBook = field(default_factory=AccountBook)
     pilot: pilot.Pilot | None = None
     endpoint_warned: dict[str, str] = field(default_factory=dict)  # uid → ignored annotation
@@ -97,7 +102,7 @@ class _State:
 def _emitter(body: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any],
              ) -> reconcile.Emit:
     def emit(type_: str, reason: str, message: str) -> None:
-        (kopf.warn if type_ == "Warning" else kopf.info)(body, reason=reason, message=message)  # type: ignore[arg-type]
+        kopf.event(body, type=type_, reason=reason, message=message)  # type: ignore[arg-type]
         logger.info("event %s %s: %s", type_, reason, message)
     return emit
 
@@ -114,7 +119,10 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
     settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     settings.peering.priority = cfg.priority
     settings.posting.reporting_component = "novapulse-operator"
-    settings.posting.level = logging.INFO
+    # Only warnings and errors of kopf's own log become Events: at INFO every created bot
+    # got two more ("Handler … succeeded", "Creation is processed") and each of ours twice
+    # (once as the Event, once as its log line) — a thousand bots' worth of API writes.
+    settings.posting.level = logging.WARNING
 
 
 def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
@@ -164,6 +172,18 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         """Each bot's exchange-account claim as its status records it (see account_book)."""
         return index_entries(body)
 
+    changes = asyncio.Semaphore(cfg.reconcile_concurrency)
+    # Periodic re-checks get a smaller share: a burst of new bots is not held up behind
+    # the re-checks of the bots created just before them.
+    rechecks = asyncio.Semaphore(max(1, cfg.reconcile_concurrency // 4))
+
+    async def converge(snapshot: dict[str, Any], emit: reconcile.Emit,
+                       drift_check: bool = True, periodic: bool = False) -> dict[str, Any]:
+        async with rechecks if periodic else changes:
+            return await reconcile.reconcile(snapshot, state.kube(), emit, state.accounts,
+                                             operator=cfg.operator_peer,
+                                             drift_check=drift_check)
+
     def check_endpoint(body: kopf.Body, emit: reconcile.Emit) -> None:
         """A Warning Event, once per value, for an endpoint annotation the operator ignores."""
         uid = str(body.metadata.uid)
@@ -186,8 +206,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         async with state.lock(uid):
             # A timer's body is live (kopf updates it in place): decide on one snapshot.
             snapshot = copy.deepcopy(dict(body))
-            new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger),
-                                            state.accounts, operator=cfg.operator_peer)
+            new = await converge(snapshot, _emitter(body, logger))
+            state.last_resync[uid] = state.last_drift[uid] = time.monotonic()
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         patch.status.update(new)
@@ -199,9 +219,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                                   **kwargs: Any) -> None:
         await run(body, patch, logger, kwargs)
 
+    # sharp: every interval on the clock, not an interval after the previous run ended (a
+    # 1 s poll would otherwise look every 1.2–1.3 s, and feed thresholds are seconds).
     @kopf.timer(*RESOURCE, interval=min(cfg.bot_poll_seconds, cfg.resync_seconds),
                 initial_delay=min(cfg.bot_poll_seconds, cfg.resync_seconds), idle=None,
-                registry=registry)
+                sharp=True, registry=registry)
     async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                      **kwargs: Any) -> None:
         """Each bot, every few seconds: the auto-pilot (poll the bot, read its pods, heal by
@@ -213,7 +235,13 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         now = time.monotonic()
         settled = body.status.get("phase") in SETTLED_PHASES
         period = cfg.resync_seconds * (SETTLED_FACTOR if settled else 1)
-        due = now - state.last_resync.get(uid, 0.0) >= period
+        # Not before the change handler's first reconcile (kopf's create or resume): a burst
+        # of new bots would otherwise be reconciled by their timers too, at the same time.
+        due = uid in state.last_resync and now - state.last_resync[uid] >= period
+        # Every child re-applied (drift put back) at the settled pace; between, a resync
+        # applies only what changed — a thousand starting bots re-applying every child each
+        # 30 s kept the API server busy with no-op applies.
+        drift = now - state.last_drift.get(uid, 0.0) >= cfg.resync_seconds * SETTLED_FACTOR
         snapshot = copy.deepcopy(dict(body))
         running = (snapshot.get("status") or {}).get("effectiveMode") is not None
         emit = _emitter(body, logger)
@@ -225,8 +253,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             new: dict[str, Any] = dict(snapshot.get("status") or {})
             if due:
                 state.last_resync[uid] = now
-                new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
-                                                     state.accounts, operator=cfg.operator_peer))
+                if drift:
+                    state.last_drift[uid] = now
+                new.update(await converge(snapshot, emit, drift_check=drift, periodic=True))
             snapshot["status"] = new
             result = await autopilot.tick(snapshot, state.kube(), emit, view, datetime.now(UTC))
             new.update(result.status)
@@ -235,8 +264,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 and new.get("phase") in ("Running", "Starting"))
             if result.reapply or (readiness_moved and not due):
                 snapshot["status"] = new
-                new.update(await reconcile.reconcile(snapshot, state.kube(), emit,
-                                                     state.accounts, operator=cfg.operator_peer))
+                new.update(await converge(snapshot, emit, drift_check=False, periodic=True))
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         current = dict(body.status)
@@ -272,6 +300,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)
         state.last_resync.pop(str(body.metadata.uid), None)
+        state.last_drift.pop(str(body.metadata.uid), None)
         autopilot.forget(str(body.metadata.uid))
         state.endpoint_warned.pop(str(body.metadata.uid), None)
         state.accounts.forget(str(body.metadata.uid))

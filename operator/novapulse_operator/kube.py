@@ -12,11 +12,12 @@ talks to: kind, a real cluster, an emulator.
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import logging
 import tempfile
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -172,6 +173,7 @@ class KubeClient:
         self._api = api_client(info)
         self._retired: list[ApiClient] = []
         self._versions: OrderedDict[tuple[str, ...], str] = OrderedDict()
+        self._applied: OrderedDict[tuple[str, ...], bytes] = OrderedDict()  # desired digests
 
     def update_login(self, info: kopf.ConnectionInfo) -> None:
         """Use the credentials of a new login (kopf logs in again when its token is refused
@@ -242,10 +244,22 @@ class KubeClient:
                                       [("fieldManager", FIELD_MANAGER)])
         return patched
 
-    async def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        found, _ = await self._call("GET", f"/api/v1/namespaces/{namespace}/pods",
-                                    query=[("labelSelector", selector)])
-        return list(found.get("items") or [])
+    async def pods(self, namespace: str, selector: str, page: int = 200,
+                   ) -> AsyncIterator[dict[str, Any]]:
+        """Every pod matching `selector`, listed `page` at a time: a thousand bots' pods are
+        never all in memory at once as parsed JSON."""
+        token = ""
+        while True:
+            query: list[tuple[str, Any]] = [("labelSelector", selector), ("limit", page)]
+            if token:
+                query.append(("continue", token))
+            found, _ = await self._call("GET", f"/api/v1/namespaces/{namespace}/pods",
+                                        query=query)
+            for pod in found.get("items") or []:
+                yield pod
+            token = str((found.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return
 
     async def patch_status(self, api_version: str, plural: str, namespace: str, name: str,
                            patch: Mapping[str, Any]) -> dict[str, Any]:
@@ -270,13 +284,19 @@ class KubeClient:
             raise
         return True
 
-    async def apply(self, obj: Mapping[str, Any]) -> ApplyResult:
+    async def apply(self, obj: Mapping[str, Any], only_if_changed: bool = False,
+                    ) -> ApplyResult:
         """Server-side apply of one child's whole desired state: one request, idempotent,
         safe to repeat after a crash. Fields another manager owns with other values make an
         ApplyConflict (the caller surfaces it); fields the operator's own earlier writes
-        own are taken over."""
+        own are taken over. `only_if_changed`: no request at all when this client already
+        applied exactly this desired state (what the object holds now is not checked)."""
         meta = obj["metadata"]
         key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        digest = hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(),
+                                 digest_size=16).digest()
+        if only_if_changed and self._applied.get(key) == digest:
+            return "unchanged"
         try:
             result, status = await self._apply(key, obj, force=False)
         except ApplyConflict as exc:
@@ -286,8 +306,12 @@ class KubeClient:
         version = str((result.get("metadata") or {}).get("resourceVersion") or "")
         before = self._versions.pop(key, None)
         self._versions[key] = version
+        self._applied.pop(key, None)
+        self._applied[key] = digest
         while len(self._versions) > _VERSIONS_KEPT:
             self._versions.popitem(last=False)
+        while len(self._applied) > _VERSIONS_KEPT:
+            self._applied.popitem(last=False)
         if status == 201:
             return "created"
         return "unchanged" if before == version else "patched"

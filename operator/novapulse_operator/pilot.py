@@ -135,13 +135,12 @@ class Pilot:
             if time.monotonic() - cache.at >= self.settings.poll_seconds * 0.8:
                 found: dict[tuple[str, str], list[podview.PodView]] = {}
                 try:
-                    listing = await client.list_pods(namespace, POD_SELECTOR)
+                    async for pod in client.pods(namespace, POD_SELECTOR):
+                        key = podview.index_key(pod)
+                        if key is not None:
+                            found.setdefault(key, []).append(podview.pod_view(pod))
                 except KubeError:
-                    listing = []  # no pods served (an emulator): nothing to act on
-                for pod in listing:
-                    key = podview.index_key(pod)
-                    if key is not None:
-                        found.setdefault(key, []).append(podview.pod_view(pod))
+                    found = {}  # no pods served (an emulator): nothing to act on
                 cache.pods, cache.at = found, time.monotonic()
             return list(cache.pods.get((namespace, name), []))
 
