@@ -408,6 +408,12 @@ def spec_schema() -> dict[str, Any]:
                 "!has(self.config.database.url)",
                 "message": s.RULE_NO_DB_URL_MSG,
             },
+            {
+                "rule": "!has(self.canary) || !has(self.canary.requiredBeforeLive) || "
+                "!self.canary.requiredBeforeLive || (has(self.canary.minDuration) && "
+                f"!self.canary.minDuration.matches('{s.ZERO_DURATION_PATTERN}'))",
+                "message": s.RULE_CANARY_DURATION_MSG,
+            },
             *_config_rules(),
         ],
     }

@@ -178,6 +178,10 @@ def spec_rule_violations(spec: Mapping[str, Any]) -> list[str]:
     config = spec.get("config") or {}
     if "url" in (config.get("database") or {}):
         errors.append(RULE_NO_DB_URL_MSG)
+    canary = spec.get("canary") or {}
+    if canary.get("requiredBeforeLive") and re.fullmatch(
+            ZERO_DURATION_PATTERN, str(canary.get("minDuration", ""))):
+        errors.append(RULE_CANARY_DURATION_MSG)
     feed = config.get("feed") or {}
     initial = feed.get("reconnect_initial_seconds", DEFAULT_RECONNECT_INITIAL)
     maximum = feed.get("reconnect_max_seconds", DEFAULT_RECONNECT_MAX)
@@ -198,6 +202,12 @@ DEFAULT_ACCOUNT_CURRENCY = TradingConfig().account_currency
 DEFAULT_PAIRS = tuple(TradingConfig().pairs)
 
 
+# A duration that is nothing, or zero in every unit ("0s", "0m0s"): no canary time at all.
+ZERO_DURATION_PATTERN = r"^(0+h)?(0+m)?(0+s)?$"
+RULE_CANARY_DURATION_MSG = (
+    "spec.canary.requiredBeforeLive needs a spec.canary.minDuration above zero: without it "
+    "the canary would be promoted to live at once, before its pod was ever Ready"
+)
 RULE_LIVE_EXCHANGE_MSG = "canary and live modes need spec.exchange.credentialsSecretRef"
 RULE_LIVE_DASHBOARD_MSG = "canary and live modes need spec.dashboard.secretRef"
 RULE_RECONNECT_MSG = (

@@ -21,6 +21,7 @@ import yaml
 from novapulse.config import ConfigError, build_config
 from novapulse_operator.crd import build_crd, name_rule, quantity_rule, render_crd_yaml
 from novapulse_operator.spec import (
+    RULE_CANARY_DURATION_MSG,
     RULE_NAME_MSG,
     RULE_ONE_DATABASE_MSG,
     name_violations,
@@ -151,6 +152,12 @@ def test_schema_rejects(change: dict[str, Any], expected: str) -> None:
      [RULE_ONE_DATABASE_MSG]),
     ({"database": {"cnpg": {"cluster": "pg"}}}, []),
     ({"database": {"urlSecretRef": {"name": "db"}}}, []),
+    ({"canary": {"requiredBeforeLive": True}}, [RULE_CANARY_DURATION_MSG]),
+    ({"canary": {"requiredBeforeLive": True, "minDuration": "0m0s"}},
+     [RULE_CANARY_DURATION_MSG]),
+    ({"canary": {"requiredBeforeLive": True, "minDuration": "10s"}}, []),
+    ({"canary": {"requiredBeforeLive": False}}, []),
+    ({"canary": {"minDuration": "0s"}}, []),
 ])
 def test_cel_rules_and_their_python_mirror_agree(spec: dict[str, Any],
                                                  expected: list[str]) -> None:
