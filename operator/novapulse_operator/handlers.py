@@ -177,9 +177,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     # the re-checks of the bots created just before them.
     rechecks = asyncio.Semaphore(max(1, cfg.reconcile_concurrency // 4))
 
-    async def converge(snapshot: dict[str, Any], emit: reconcile.Emit,
-                       drift_check: bool = True, periodic: bool = False) -> dict[str, Any]:
-        async with rechecks if periodic else changes:
+    async def recheck(snapshot: dict[str, Any], emit: reconcile.Emit,
+                      drift_check: bool) -> dict[str, Any]:
+        async with rechecks:
             return await reconcile.reconcile(snapshot, state.kube(), emit, state.accounts,
                                              operator=cfg.operator_peer,
                                              drift_check=drift_check)
@@ -203,10 +203,12 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         uid = str(body.metadata.uid)
         check_endpoint(body, _emitter(body, logger))
         state.accounts.observe(indices[ACCOUNTS_INDEX])
-        async with state.lock(uid):
-            # A timer's body is live (kopf updates it in place): decide on one snapshot.
+        async with state.lock(uid), changes:
+            # A timer's body is live (kopf updates it in place): decide on one snapshot,
+            # taken only once a reconcile slot is free (a burst holds no thousand copies).
             snapshot = copy.deepcopy(dict(body))
-            new = await converge(snapshot, _emitter(body, logger))
+            new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger),
+                                            state.accounts, operator=cfg.operator_peer)
             state.last_resync[uid] = state.last_drift[uid] = time.monotonic()
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
@@ -255,7 +257,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 state.last_resync[uid] = now
                 if drift:
                     state.last_drift[uid] = now
-                new.update(await converge(snapshot, emit, drift_check=drift, periodic=True))
+                new.update(await recheck(snapshot, emit, drift_check=drift))
             snapshot["status"] = new
             result = await autopilot.tick(snapshot, state.kube(), emit, view, datetime.now(UTC))
             new.update(result.status)
@@ -264,7 +266,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 and new.get("phase") in ("Running", "Starting"))
             if result.reapply or (readiness_moved and not due):
                 snapshot["status"] = new
-                new.update(await converge(snapshot, emit, drift_check=False, periodic=True))
+                new.update(await recheck(snapshot, emit, drift_check=False))
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         current = dict(body.status)
