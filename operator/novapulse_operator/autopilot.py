@@ -181,21 +181,25 @@ class _Planner:
                 self.restart(pod, "FeedDownRestart",
                              f"market feed down for {down:.0f}s (restartAfter "
                              f"{p.restart_after}s): restarting pod {pod.name}")
-        elif "episode" in feed:
+        elif "episode" in feed or view.feed_breaker_paused:
             feed.pop("downSince", None)
             feed.setdefault("upSince", since_ts(self.now))
             up = self.seconds_since(feed["upSince"])
             if up >= p.resume_after_healthy:
+                ours = bool(feed.get("paused")) and "operator" in holders
+                breaker = view.feed_breaker_paused  # runbook 2's manual resume, automated
                 # The gate's pause shares the operator's slot: it outlives the feed episode.
-                if feed.get("paused") and "operator" in holders and not self.state.get(
-                        "gatePaused"):
-                    others = [h for h in holders if h != "operator"]
+                if (ours or breaker) and not self.state.get("gatePaused"):
+                    lifted = " and ".join(name for name, held in (
+                        ("the operator's pause", ours),
+                        ("the feed circuit breaker's pause", breaker)) if held)
+                    others = [h for h in holders if h not in ("operator", "circuit_breaker")]
                     still = (f"; still paused by {', '.join(others)}, which only they lift"
                              if others else "")
                     self.decision.actions.append(Action(
                         RESUME, "FeedHealthyResumed",
                         f"market feed healthy for {up:.0f}s (resumeAfterHealthy "
-                        f"{p.resume_after_healthy}s): the operator's pause lifted{still}",
+                        f"{p.resume_after_healthy}s): {lifted} lifted{still}",
                         id=f"{RESUME}@{ts(self.now)}"))
                 feed = {}
         self.state["feed"] = feed

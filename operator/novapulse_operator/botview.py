@@ -23,6 +23,10 @@ MAX_LISTED_TRADES = 10
 ConditionValue = tuple[bool | None, str, str]  # (status, reason, message)
 
 
+# How the bot's feed circuit breaker words its pause (novapulse.runner).
+FEED_BREAKER_REASON = "WebSocket disconnected"
+
+
 @dataclass(frozen=True)
 class BotView:
     """One poll of a bot. `status` is None when /api/v1/status did not answer."""
@@ -48,6 +52,17 @@ class BotView:
         if not holders and self.status.get("paused") and self.status.get("paused_by"):
             holders = [str(self.status["paused_by"])]
         return tuple(holders)
+
+    @property
+    def feed_breaker_paused(self) -> bool:
+        """Whether the bot's own feed circuit breaker holds a pause (runbook 2). The
+        breaker's slot also serves the live venue's "exchange unavailable" pause, which the
+        bot lifts itself: only the feed's, by its reason, is the operator's to lift."""
+        if self.status is None:
+            return False
+        return any(isinstance(p, Mapping) and p.get("by") == "circuit_breaker"
+                   and str(p.get("reason") or "").startswith(FEED_BREAKER_REASON)
+                   for p in self.status.get("pauses") or ())
 
     @property
     def error_trades(self) -> tuple[Mapping[str, Any], ...]:

@@ -89,9 +89,10 @@ class BotLaunch:
 def bot_launch(mode: str, feed_url: str, dsn: str, workdir: Path,
                secrets: dict[str, str] | None = None, **env: str) -> BotLaunch:
     """`novapulse run --mode MODE` on `feed_url`, with the dashboard keys of DASHBOARD (the ones
-    its TradingBot's Secret holds: the operator calls it with that admin key) or `secrets`."""
+    its TradingBot's Secret holds: the operator calls it with that admin key) or `secrets`;
+    `env` overrides FAST_FEED's settings."""
     environment = bot_environment(dsn, "[ETH/BTC]", NOVAPULSE__DASHBOARD__HOST="127.0.0.1",
-                                  **FAST_FEED, **(secrets or DASHBOARD), **env)
+                                  **{**FAST_FEED, **env}, **(secrets or DASHBOARD))
     workdir.mkdir(parents=True, exist_ok=True)
     return BotLaunch(["--mode", mode, "--feed", feed_url, "--data-dir", str(workdir / "data")],
                      environment, workdir / "bot.log",

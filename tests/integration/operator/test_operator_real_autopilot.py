@@ -160,6 +160,46 @@ async def test_feed_down_past_restart_after_restarts_the_pod_once_per_episode(
         await stop_bot(bot)
 
 
+# --- runbook 2: the bot's own breaker paused; its manual resume, automated ------------------
+
+async def test_the_feed_breakers_pause_is_lifted_by_the_operator_once_the_feed_is_back(
+        real: Cluster, replay: ReplayServer, pg_dsn: str, tmp_path: Path) -> None:
+    cluster = real
+    # The bot's breaker trips after 2 s of feed down, long before the operator's pauseAfter.
+    launch = bot_launch("paper", replay.url, pg_dsn, tmp_path,
+                        NOVAPULSE__FEED__CIRCUIT_BREAKER_SECONDS="2")
+    bot = await launch.start()
+    try:
+        await cluster.create_secret("bot-dash", DASHBOARD)
+        spec = {"mode": "paper", "pairs": ["ETH/BTC"],
+                "dashboard": {"secretRef": {"name": "bot-dash"}},
+                "remediation": {"feed": {"pauseAfter": "60s", "restartAfter": "1h",
+                                         "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+        async with operator(PILOT):
+            await cluster.create_bot("breakerbot", spec, {"novapulse.io/bot-endpoint": bot.url})
+            await eventually(lambda: _mirrored(cluster, "breakerbot"), within=60,
+                             what="status.bot mirrored, FeedHealthy=True")
+            silence_feed(replay)
+            await until(lambda: holds_pause(bot, "circuit_breaker"), 30, "the breaker's pause")
+            assert holders_of(await bot_status(bot)) == ["circuit_breaker"]  # not the operator
+
+            restore_feed(replay)
+            up_at = await until(lambda: feed_is(bot, True), 30, "the bot's feed back")
+
+            async def released() -> bool:
+                return not (await bot_status(bot))["paused"]
+
+            resumed_at = await until(released, RESUME_AFTER + SLACK + 5, "the breaker lifted")
+            assert RESUME_AFTER - 1.5 <= resumed_at - up_at <= RESUME_AFTER + SLACK
+            tb = await eventually(lambda: history_count(cluster, "breakerbot", "Resume", 1),
+                                  within=15, what="the resume in the history")
+            assert history_of(tb) == ["Resume:FeedHealthyResumed"]  # no pause of its own
+            assert "the feed circuit breaker's pause lifted" in \
+                remediation_of(tb)["history"][-1]["message"]
+    finally:
+        await stop_bot(bot)
+
+
 # --- runbook 11: canary → live ------------------------------------------------------------------
 
 API_KEY = "Qm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6Hj0Dg5AyQm7Zt2Lx9Rv4Kp1Ws8Nc3Bf6"

@@ -109,6 +109,35 @@ def test_the_bots_own_breaker_pause_means_no_operator_pause() -> None:
     assert run([(0, held), (15, held)]) == [[], []]
 
 
+def held_by(ws: bool, *holds: tuple[str, str]) -> BotView:
+    return BotView(healthy=True, status={
+        "ws_connected": ws, "paused": bool(holds), "paused_by": holds[0][0] if holds else None,
+        "pauses": [{"by": by, "reason": reason, "since": 0} for by, reason in holds]})
+
+
+FEED_BREAKER = ("circuit_breaker", "WebSocket disconnected for 60s (circuit breaker after 60s)")
+
+
+def test_the_feed_breakers_pause_is_lifted_once_the_feed_is_healthy_again() -> None:
+    """Runbook 2's manual resume, automated: the bot's own breaker paused (so the operator
+    did not), the feed comes back, resumeAfterHealthy (5 s) later the operator resumes."""
+    down, up = held_by(False, FEED_BREAKER), held_by(True, FEED_BREAKER)
+    assert run([(0, down), (15, down), (20, up), (24, up), (25, up), (26, held_by(True))]) \
+        == [[], [], [], [], ["Resume"], []]
+    state: dict[str, Any] = {}
+    for seconds in (0, 5):  # seen only after the feed was back (e.g. an operator restart)
+        d = decide(POLICY, obs(seconds, held_by(True, FEED_BREAKER, ("manual", "m"))), state)
+        state = d.state
+    assert kinds(d) == ["Resume"]
+    assert d.actions[0].message.endswith(
+        "the feed circuit breaker's pause lifted; still paused by manual, which only they lift")
+
+
+def test_the_exchange_unavailable_pause_in_the_breakers_slot_is_left_to_the_bot() -> None:
+    exchange = ("circuit_breaker", "Exchange unavailable: HTTP 503")
+    assert run([(0, held_by(True, exchange)), (100, held_by(True, exchange))]) == [[], []]
+
+
 def test_restart_budget_spent_blocks_with_a_reason() -> None:
     state: dict[str, Any] = {"restarts": [autopilot.ts(T0), autopilot.ts(T0)]}
     crash = pod(restarts=3, waiting="CrashLoopBackOff",
