@@ -282,11 +282,13 @@ async def test_reconciliation_reports_orphans_and_records_a_position_sold_outsid
             return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'open'")
 
         (trade,) = await eventually(opened, "a position open on the exchange", bot)
-        # Someone sells the coins by hand, and leaves a resting order of their own.
-        sale = market.exchange.place_outside_order("ETH/BTC", "sell",
-                                                   Decimal(repr(trade["quantity"])))
+        # Someone leaves a resting order of their own, and sells the coins by hand. In that
+        # order: a reconciliation that sees the sale (a ghost, then recorded closed) also sees
+        # the resting order — the other way round, one could run between the two.
         market.exchange.place_outside_order("ETH/BTC", "buy", Decimal("1"), ordertype="limit",
                                             price=Decimal("0.001"), cl_ord_id="hand-order-1")
+        sale = market.exchange.place_outside_order("ETH/BTC", "sell",
+                                                   Decimal(repr(trade["quantity"])))
 
         async def reported() -> dict[str, Any] | None:
             status = await bot.status()
