@@ -282,11 +282,19 @@ async def test_reconciliation_reports_orphans_and_records_a_position_sold_outsid
             return await rows(pg_dsn, "SELECT * FROM trades WHERE status = 'open'")
 
         (trade,) = await eventually(opened, "a position open on the exchange", bot)
-        # Someone leaves a resting order of their own, and sells the coins by hand. In that
-        # order: a reconciliation that sees the sale (a ghost, then recorded closed) also sees
-        # the resting order — the other way round, one could run between the two.
+        # Someone leaves a resting order of their own, and sells the coins by hand. The sale
+        # waits until a reconciliation has seen the resting order: one reads open orders and
+        # balances with two requests, so a sale between them would be a ghost in a report
+        # taken before the order rested (and the ghost is recorded closed at once).
         market.exchange.place_outside_order("ETH/BTC", "buy", Decimal("1"), ordertype="limit",
                                             price=Decimal("0.001"), cl_ord_id="hand-order-1")
+
+        async def orphan_seen() -> bool:
+            status = await bot.status()
+            found = status and status["exchange"]["reconciliation"]
+            return bool(found and found["orphans"])
+
+        await eventually(orphan_seen, "the resting order reported", bot, within_s=60)
         sale = market.exchange.place_outside_order("ETH/BTC", "sell",
                                                    Decimal(repr(trade["quantity"])))
 
