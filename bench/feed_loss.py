@@ -23,17 +23,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
 import math
-import os
 import shutil
 import sys
 import tempfile
 import time
 import uuid
-import warnings
-from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,8 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import aiohttp  # noqa: E402
 import httpx  # noqa: E402
-import yaml  # noqa: E402
-from tests.integration.operator.conftest import CRDS, Cluster  # noqa: E402
+from tests.integration.operator.conftest import Cluster  # noqa: E402
 from tests.integration.operator.faults_support import (  # noqa: E402
     DASHBOARD,
     FAST_FEED,
@@ -54,8 +49,9 @@ from tests.integration.operator.faults_support import (  # noqa: E402
     silence_feed,
 )
 
+from envtest_bench import operator_process, run_on_control_plane  # noqa: E402
 from support.bot_process import BotProcess  # noqa: E402
-from support.envtest import ASSETS_ENV, ControlPlane, assets_dir  # noqa: E402
+from support.envtest import ControlPlane  # noqa: E402
 
 # The smallest values the CRD allows: the bench is as short as the operator lets it be.
 PAUSE_AFTER, RESUME_AFTER = 5, 1
@@ -150,27 +146,6 @@ async def create_database(admin_dsn: str) -> str:
     return name
 
 
-@contextlib.asynccontextmanager
-async def operator_process(plane: ControlPlane, poll: float, log: Path,
-                           ) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapulse_operator.cli", "run", "--standalone",
-            "--liveness", "", "--metrics-port", "0", "--bot-poll-seconds", str(poll),
-            "--allow-bot-endpoint-annotation",
-            env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)}, stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 async def run(plane: ControlPlane, workdir: Path, bots: int, count: int,
               poll: float) -> dict[str, Any]:
     from novapulse.store.embedded import start_embedded_postgres
@@ -194,8 +169,9 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, count: int,
             processes = list(await asyncio.gather(*(launch.start() for launch in launches)))
             for process in processes:
                 stack.push_async_callback(process.stop)
-            await stack.enter_async_context(operator_process(plane, poll,
-                                                             workdir / "operator.log"))
+            await stack.enter_async_context(operator_process(
+                plane, workdir / "operator.log", "--bot-poll-seconds", str(poll),
+                "--allow-bot-endpoint-annotation"))
             await cluster.create_secret("bench-dash", DASHBOARD)
             for i, process in enumerate(processes):
                 await cluster.create_bot(f"feedloss-{i}", {
@@ -255,29 +231,8 @@ def main() -> None:
                         help="the operator's --bot-poll-seconds (its default is 5)")
     args = parser.parse_args()
     logging.getLogger("novapulse.market.replay_server").setLevel(logging.ERROR)  # each fault
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    try:
-        assets = assets_dir()
-    except Exception as exc:  # set, but not usable
-        print(json.dumps({"bench": "feed_loss", "skipped": str(exc)}))
-        return
-    if assets is None:
-        print(json.dumps({"bench": "feed_loss", "skipped": f"{ASSETS_ENV} is not set: the "
-                          "bench needs a real API server (make envtest, then "
-                          f"{ASSETS_ENV}=.envtest)"}))
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="novapulse-feed-loss-"))
-    plane = ControlPlane(assets)
-    try:
-        plane.start(doc for path in sorted(CRDS.glob("*.yaml"))
-                    for doc in yaml.safe_load_all(path.read_text()))
-        result = asyncio.run(run(plane, workdir, args.bots, args.injections,
-                                 args.bot_poll_seconds))
-    finally:
-        plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-
+    run_on_control_plane("feed_loss", lambda plane, workdir: run(
+        plane, workdir, args.bots, args.injections, args.bot_poll_seconds))
 
 if __name__ == "__main__":
     main()

@@ -26,26 +26,17 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
-import warnings
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
-import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from envtest_bench import operator_process, run_on_control_plane
+from support.envtest import ControlPlane, free_port
 
-from support.envtest import ASSETS_ENV, ControlPlane, assets_dir, free_port  # noqa: E402
-
-CRDS = ROOT / "crds"
 NS = "bench"
 BOTS = f"/apis/novapulse.io/v1alpha1/namespaces/{NS}/tradingbots"
 DEPLOYMENTS = f"/apis/apps/v1/namespaces/{NS}/deployments"
@@ -150,26 +141,6 @@ async def missing_children(api: Api, names: list[str]) -> int:
     return missing
 
 
-@contextlib.asynccontextmanager
-async def operator_process(plane: ControlPlane, log: Path,
-                           ) -> AsyncIterator[asyncio.subprocess.Process]:
-    with log.open("ab") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "novapulse_operator.cli", "run", "--standalone",
-            "--liveness", "", "--metrics-port", "0", "--allow-bot-endpoint-annotation",
-            env={**os.environ, "KUBECONFIG": str(plane.kubeconfig)}, stdout=out, stderr=out)
-    try:
-        yield proc
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 def cpu_seconds(process: psutil.Process) -> float:
     times = process.cpu_times()
     return float(times.user + times.system)
@@ -183,7 +154,8 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
         print(f"write floor: {floor_rate:.0f} creates/s", file=sys.stderr)
         await api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                               "metadata": {"name": NS}})
-        async with operator_process(plane, workdir / "operator.log") as proc:
+        async with operator_process(plane, workdir / "operator.log",
+                                    "--allow-bot-endpoint-annotation") as proc:
             process = psutil.Process(proc.pid)
             await asyncio.sleep(3)  # its start-up (imports, login, first list)
             rss_idle = process.memory_info().rss / 2**20
@@ -263,29 +235,8 @@ def main() -> None:
     parser.add_argument("--within", type=float, default=600.0,
                         help="give up waiting for the Deployments after this many seconds")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
-    try:
-        assets = assets_dir()
-    except Exception as exc:  # set, but not usable
-        print(json.dumps({"bench": "operator_scale", "skipped": str(exc)}))
-        return
-    if assets is None:
-        print(json.dumps({"bench": "operator_scale", "skipped": f"{ASSETS_ENV} is not set: "
-                          "the bench needs a real API server (make envtest, then "
-                          f"{ASSETS_ENV}=.envtest)"}))
-        return
-    workdir = Path(tempfile.mkdtemp(prefix="novapulse-scale-"))
-    plane = ControlPlane(assets)
-    try:
-        plane.start(doc for path in sorted(CRDS.glob("*.yaml"))
-                    for doc in yaml.safe_load_all(path.read_text()))
-        result = asyncio.run(run(plane, workdir, args.bots, args.concurrency,
-                                 args.idle_seconds, args.within))
-    finally:
-        plane.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(json.dumps(result, indent=2))
-
+    run_on_control_plane("operator_scale", lambda plane, workdir: run(
+        plane, workdir, args.bots, args.concurrency, args.idle_seconds, args.within))
 
 if __name__ == "__main__":
     main()
