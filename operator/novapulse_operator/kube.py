@@ -125,25 +125,20 @@ def _configuration(info: kopf.ConnectionInfo, private: Path) -> Configuration:
     removes once the ApiClient has loaded them: no key material stays on disk."""
     config = Configuration(host=info.server.rstrip("/"))
     config.verify_ssl = not info.insecure
-    if info.ca_path:
-        config.ssl_ca_cert = str(info.ca_path)
-    elif info.ca_data:
-        ca = private / "ca.crt"
-        ca.write_bytes(_pem(info.ca_data))
-        config.ssl_ca_cert = str(ca)
-    if info.certificate_path:
-        config.cert_file = str(info.certificate_path)
-    elif info.certificate_data:
-        cert = private / "client.crt"
-        cert.write_bytes(_pem(info.certificate_data))
-        config.cert_file = str(cert)
-    if info.private_key_path:
-        config.key_file = str(info.private_key_path)
-    elif info.private_key_data:
-        key = private / "client.key"
-        key.touch(mode=0o600)
-        key.write_bytes(_pem(info.private_key_data))
-        config.key_file = str(key)
+
+    def material(path: Any, data: str | bytes | None, name: str) -> str | None:
+        if path:
+            return str(path)
+        if not data:
+            return None
+        file = private / name
+        file.touch(mode=0o600)
+        file.write_bytes(_pem(data))
+        return str(file)
+
+    config.ssl_ca_cert = material(info.ca_path, info.ca_data, "ca.crt")
+    config.cert_file = material(info.certificate_path, info.certificate_data, "client.crt")
+    config.key_file = material(info.private_key_path, info.private_key_data, "client.key")
     return config
 
 
@@ -172,8 +167,8 @@ class KubeClient:
         self._tls = _tls_of(info)
         self._api = api_client(info)
         self._retired: list[ApiClient] = []
-        self._versions: OrderedDict[tuple[str, ...], str] = OrderedDict()
-        self._applied: OrderedDict[tuple[str, ...], bytes] = OrderedDict()  # desired digests
+        # Per child: the resourceVersion and the digest of the desired state last applied.
+        self._applied: OrderedDict[tuple[str, ...], tuple[str, bytes]] = OrderedDict()
 
     def update_login(self, info: kopf.ConnectionInfo) -> None:
         """Use the credentials of a new login (kopf logs in again when its token is refused
@@ -295,7 +290,8 @@ class KubeClient:
         key = (obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
         digest = hashlib.blake2b(json.dumps(obj, sort_keys=True).encode(),
                                  digest_size=16).digest()
-        if only_if_changed and self._applied.get(key) == digest:
+        before = self._applied.get(key)
+        if only_if_changed and before is not None and before[1] == digest:
             return "unchanged"
         try:
             result, status = await self._apply(key, obj, force=False)
@@ -304,17 +300,13 @@ class KubeClient:
                 raise
             result, status = await self._apply(key, obj, force=True)
         version = str((result.get("metadata") or {}).get("resourceVersion") or "")
-        before = self._versions.pop(key, None)
-        self._versions[key] = version
-        self._applied.pop(key, None)
-        self._applied[key] = digest
-        while len(self._versions) > _VERSIONS_KEPT:
-            self._versions.popitem(last=False)
+        self._applied[key] = (version, digest)
+        self._applied.move_to_end(key)  # the least recently applied go first
         while len(self._applied) > _VERSIONS_KEPT:
             self._applied.popitem(last=False)
         if status == 201:
             return "created"
-        return "unchanged" if before == version else "patched"
+        return "unchanged" if before is not None and before[0] == version else "patched"
 
     async def _apply(self, key: tuple[str, str, str, str], obj: Mapping[str, Any],
                      force: bool) -> tuple[dict[str, Any], int]:

@@ -105,11 +105,6 @@ def remedies_of(prev: Mapping[str, Any]) -> tuple[Remedies, dict[str, int] | Non
     return remedies, (dict(autopilot.RETENTION_STEPS) if rem.get("retentionReduced") else None)
 
 
-def server_message(exc: KubeError) -> str:
-    """The API server's own message from its Status body."""
-    return exc.message
-
-
 def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None:
     """Events on transitions only, so a periodic resync does not flood the namespace."""
     database.events(prev, new, emit)
@@ -203,7 +198,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
             if not isinstance(exc, ApplyConflict) and (
                     exc.status < 400 or exc.status >= 500 or exc.status in (401, 403, 409, 429)):
                 raise  # not the object's fault: kopf retries
-            refused = f"the API server refused {kind} {name}: {server_message(exc)}"
+            refused = f"the API server refused {kind} {name}: {exc.message}"
             if isinstance(exc, ApplyConflict):
                 refused += (f" — fields the operator manages were changed by "
                             f"{', '.join(sorted(exc.managers))}; the operator does not overwrite"
