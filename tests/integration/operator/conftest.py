@@ -219,6 +219,15 @@ async def cluster(control_plane: ControlPlane | None, tmp_path: Path,
 
 
 @pytest.fixture()
+def real(cluster: Cluster) -> Cluster:
+    """The cluster when it is a real API server, else the test is skipped: what it checks
+    only a real one does (CEL, field ownership, pod status, printer columns, GC)."""
+    if not cluster.real:
+        pytest.skip("needs a real API server: KUBEBUILDER_ASSETS (see `make envtest`)")
+    return cluster
+
+
+@pytest.fixture()
 async def emulator(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Cluster]:
     """Always the emulator: for what no real server lets a test do (hang a request)."""
     async with emulated_cluster(tmp_path, monkeypatch) as emulated:

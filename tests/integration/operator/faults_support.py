@@ -18,7 +18,6 @@ from typing import Any
 
 import aiohttp
 import bcrypt
-import pytest
 
 from novapulse.market.replay_server import ReplayServer
 from support.bot_env import bot_environment, free_port
@@ -44,14 +43,6 @@ FAST_FEED = {
     "NOVAPULSE__FEED__RECONNECT_MAX_SECONDS": "0.5",
     "NOVAPULSE__FEED__CIRCUIT_BREAKER_SECONDS": "3600",
 }
-
-
-def require_real(cluster: Cluster) -> Cluster:
-    """The cluster, when it is a real API server; else the test is skipped."""
-    if not cluster.real:
-        pytest.skip("pod faults and printer columns need a real API server "
-                    "(KUBEBUILDER_ASSETS, see `make envtest`)")
-    return cluster
 
 
 # --- the feed and the bot ----------------------------------------------------------------------

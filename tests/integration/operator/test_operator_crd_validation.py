@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 
 from novapulse_operator import spec as s
-from support.envtest import ControlPlane
 
 from .conftest import BOTS, NS, Cluster
-
-
-@pytest.fixture()
-def real_cluster(control_plane: ControlPlane | None, cluster: Cluster) -> Cluster:
-    if control_plane is None:
-        pytest.skip("needs a real API server: KUBEBUILDER_ASSETS (make envtest)")
-    return cluster
 
 
 def _bot(name: str, spec: dict[str, Any]) -> dict[str, Any]:
@@ -55,12 +47,12 @@ LONG_NAME = "bot-" + "x" * 66  # 70 characters: a valid object name, not a Servi
 ], ids=["size-huge", "size-negative", "limit-lots", "request-words", "ceiling-spaces",
         "name-with-dot", "name-70-chars", "name-starts-with-digit", "two-databases",
         "cnpg-cluster-name"])
-async def test_the_api_server_refuses(real_cluster: Cluster, name: str, spec: dict[str, Any],
+async def test_the_api_server_refuses(real: Cluster, name: str, spec: dict[str, Any],
                                       message: str) -> None:
-    status, answer = await _create(real_cluster, _bot(name, spec))
+    status, answer = await _create(real, _bot(name, spec))
     assert status == 422, answer
     assert message in answer["message"], answer["message"]
-    assert await real_cluster.bot(name) is None
+    assert await real.bot(name) is None
 
 
 @pytest.mark.parametrize("spec", [
@@ -71,10 +63,10 @@ async def test_the_api_server_refuses(real_cluster: Cluster, name: str, spec: di
     {"storage": {"size": 10737418240}, "database": {"cnpg": {"cluster": "pg-main"}}},
     {"database": {"urlSecretRef": {"name": "db", "key": "URL"}}},
 ], ids=["quantities", "integer-size-and-cnpg", "url-secret"])
-async def test_the_api_server_accepts_good_ones(real_cluster: Cluster,
+async def test_the_api_server_accepts_good_ones(real: Cluster,
                                                 spec: dict[str, Any]) -> None:
     name = "a" * s.NAME_MAX_LENGTH  # as long as a name may be
-    status, answer = await _create(real_cluster, _bot(name, spec))
+    status, answer = await _create(real, _bot(name, spec))
     assert status == 201, answer
     stored = answer["spec"]
     for key in ("storage", "resources", "database"):  # stored as given

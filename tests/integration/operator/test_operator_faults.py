@@ -40,7 +40,6 @@ from .faults_support import (
     phase_is,
     remediation_of,
     replay_server,
-    require_real,
     set_container,
     stop_bot,
     terminated,
@@ -49,11 +48,6 @@ from .faults_support import (
 
 PAUSE_AFTER, RESUME_AFTER = 5, 3  # seconds (spec.remediation.feed, the CRD's bounds allow)
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io"
-
-
-@pytest.fixture()
-def real(cluster: Cluster) -> Cluster:
-    return require_real(cluster)
 
 
 @pytest.fixture()

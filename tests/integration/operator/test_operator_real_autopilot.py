@@ -43,7 +43,6 @@ from .faults_support import (
     pause_released,
     remediation_of,
     replay_server,
-    require_real,
     restore_feed,
     set_container,
     set_running,
@@ -57,11 +56,6 @@ from .faults_support import (
 # but 3 s lets the test tell "after the threshold" from "at once").
 PAUSE_AFTER, RESTART_AFTER, RESUME_AFTER = 5, 10, 3
 MIN_DURATION = 6  # spec.canary.minDuration: short, yet longer than a few polls
-
-
-@pytest.fixture()
-def real(cluster: Cluster) -> Cluster:
-    return require_real(cluster)
 
 
 @pytest.fixture()

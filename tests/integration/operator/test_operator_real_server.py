@@ -8,16 +8,7 @@ from typing import Any
 
 import pytest
 
-from support.envtest import ControlPlane
-
 from .conftest import BOTS, NS, Cluster, bot_path, eventually, operator
-
-
-@pytest.fixture()
-def real_cluster(control_plane: ControlPlane | None, cluster: Cluster) -> Cluster:
-    if control_plane is None:
-        pytest.skip("needs a real API server: KUBEBUILDER_ASSETS (make envtest)")
-    return cluster
 
 
 def _bot(spec: dict[str, Any]) -> dict[str, Any]:
@@ -35,13 +26,13 @@ def _bot(spec: dict[str, Any]) -> dict[str, Any]:
     ({"mode": "paper", "modee": "live"}, 400, 'unknown field "spec.modee"'),
 ])
 async def test_the_crd_refuses_a_bad_spec_at_create_time(
-        real_cluster: Cluster, spec: dict[str, Any], status: int, message: str) -> None:
-    async with real_cluster.http.post(f"{BOTS}?fieldValidation=Strict",
+        real: Cluster, spec: dict[str, Any], status: int, message: str) -> None:
+    async with real.http.post(f"{BOTS}?fieldValidation=Strict",
                                       json=_bot(spec)) as resp:
         answer = await resp.json()
     assert resp.status == status, answer
     assert message in answer["message"]
-    assert await real_cluster.bot("bad") is None
+    assert await real.bot("bad") is None
 
 
 CHILDREN = [
@@ -66,8 +57,8 @@ async def _owned_by(cluster: Cluster, uid: str) -> list[str]:
     return found
 
 
-async def test_deleting_the_bot_garbage_collects_every_child(real_cluster: Cluster) -> None:
-    cluster = real_cluster
+async def test_deleting_the_bot_garbage_collects_every_child(real: Cluster) -> None:
+    cluster = real
     async with operator():
         created = await cluster.create_bot("bot1", {"mode": "paper"})
         uid = created["metadata"]["uid"]

@@ -6,21 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from novapulse_operator.kube import FIELD_MANAGER
-from support.envtest import ControlPlane
 
 from .conftest import NS, Cluster, eventually, operator
 
 DEPLOYMENT = f"/apis/apps/v1/namespaces/{NS}/deployments/ssa1"
-
-
-@pytest.fixture()
-def real_cluster(control_plane: ControlPlane | None, cluster: Cluster) -> Cluster:
-    if control_plane is None:
-        pytest.skip("field ownership needs a real API server: KUBEBUILDER_ASSETS (make envtest)")
-    return cluster
 
 
 def _ready(bot: dict[str, Any] | None) -> dict[str, Any]:
@@ -47,8 +37,8 @@ async def _edit_memory(cluster: Cluster, manager: str, memory: str) -> None:
 
 
 async def test_children_are_applied_and_a_foreign_change_is_surfaced_not_overwritten(
-        real_cluster: Cluster) -> None:
-    cluster = real_cluster
+        real: Cluster) -> None:
+    cluster = real
     async with operator():
         await cluster.create_bot("ssa1", {"mode": "paper",
                                           "resources": {"limits": {"memory": "1Gi"}}})

@@ -47,12 +47,22 @@ class FakeServer:
         body["metadata"]["resourceVersion"] = str(self.version)
         return web.json_response(body, status=201 if created else 200)
 
+    async def pods(self, request: web.Request) -> web.Response:
+        """Five pods, `limit` a page, the next page named by the continue token."""
+        start, limit = int(request.query.get("continue") or 0), int(request.query["limit"])
+        names = [f"p{i}" for i in range(start, min(start + limit, 5))]
+        self.calls.append(("", request.query.get("continue", ""), request.method))
+        more = str(start + limit) if start + limit < 5 else ""
+        return web.json_response({"metadata": {"continue": more},
+                                  "items": [{"metadata": {"name": n}} for n in names]})
+
 
 @pytest.fixture()
 async def server() -> AsyncIterator[tuple[FakeServer, KubeClient]]:
     fake = FakeServer()
     app = web.Application()
     app.router.add_patch("/{tail:.*}", fake.handle)
+    app.router.add_get("/api/v1/namespaces/ns/pods", fake.pods)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -88,3 +98,21 @@ async def test_another_managers_field_is_never_forced(server: tuple[FakeServer, 
     assert raised.value.status == 409
     assert 'conflict with "kubectl-edit"' in raised.value.message
     assert all(force == "false" for _, force, _ in fake.calls)
+
+
+async def test_a_periodic_apply_of_an_unchanged_child_sends_nothing(
+        server: tuple[FakeServer, KubeClient]) -> None:
+    fake, client = server
+    await client.apply(CHILD)
+    assert await client.apply(CHILD, only_if_changed=True) == "unchanged"
+    assert len(fake.calls) == 1  # no request: this state was applied already
+    changed = {**CHILD, "data": {"k": "w"}}
+    await client.apply(changed, only_if_changed=True)
+    assert len(fake.calls) == 2  # a changed desired state is applied
+
+
+async def test_pods_are_listed_a_page_at_a_time(server: tuple[FakeServer, KubeClient]) -> None:
+    fake, client = server
+    names = [pod["metadata"]["name"] async for pod in client.pods("ns", "app=bot", page=2)]
+    assert names == ["p0", "p1", "p2", "p3", "p4"]
+    assert [token for _, token, _ in fake.calls] == ["", "2", "4"]  # three pages
