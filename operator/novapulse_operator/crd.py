@@ -474,6 +474,12 @@ def status_schema() -> dict[str, Any]:
             "bot": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
                     "description": "The bot's own status, mirrored from its /api/v1/status "
                     "(mode, paused, pausedBy, openPositions, equity, dailyPnl, …)."},
+            "teardownHolds": {
+                "type": "array", "items": {"type": "string"},
+                "description": "The children (KIND/NAME) that carry the finalizer "
+                "teardown.novapulse.io/NAME until the deletion has paused the bot: its "
+                "Deployment and the Secret with its admin key. A namespace deletion cannot "
+                "take them first."},
             "remediation": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
                             "description": "The auto-pilot: its last actions (history), a "
                             "pending one, the memory limit it raised, restarts of the last "

@@ -279,7 +279,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                      **_: Any) -> None:
         if body.metadata.annotations.get(TEARDOWN_ANNOTATION) == TEARDOWN_DONE:
             # kopf forgets a finished delete handler at once but keeps the finalizer while
-            # a resync runs on; each event until then would call this handler again.
+            # a resync runs on; each event until then would call this handler again. The
+            # holds' release is repeated (idempotent): a crash may have cut it short.
+            await teardown.release_holds(body, state.kube())
             return
         emit = _emitter(body, logger)
         check_endpoint(body, emit)
@@ -298,6 +300,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 int(body.metadata.get("generation") or 0), now)
             emit("Warning", reason, f"deletion held: {message}")
             raise kopf.TemporaryError(message, delay=cfg.delete_retry_seconds) from exc
+        await teardown.release_holds(body, state.kube())
         patch.metadata.annotations[TEARDOWN_ANNOTATION] = TEARDOWN_DONE
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)

@@ -159,6 +159,15 @@ def api_client(info: kopf.ConnectionInfo, pool: int = 32) -> ApiClient:
     return client
 
 
+def secret_values(secret: Mapping[str, Any]) -> dict[str, str]:
+    """The decoded data of a Secret as read."""
+    data = {k: base64.b64decode(v).decode("utf-8", "replace")
+            for k, v in (secret.get("data") or {}).items()}
+    # stringData is write-only on a real server; an emulator may keep it as sent.
+    data.update({k: str(v) for k, v in (secret.get("stringData") or {}).items()})
+    return data
+
+
 class KubeClient:
     """The children's reads and writes: get, list, server-side apply, merge-patch, delete."""
 
@@ -206,6 +215,15 @@ class KubeClient:
                   ) -> dict[str, Any] | None:
         try:
             found, _ = await self._call("GET", object_path(api_version, kind, namespace, name))
+        except KubeError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return found
+
+    async def get_namespace(self, name: str) -> dict[str, Any] | None:
+        try:
+            found, _ = await self._call("GET", f"/api/v1/namespaces/{name}")
         except KubeError as exc:
             if exc.status == 404:
                 return None
@@ -318,10 +336,36 @@ class KubeClient:
     async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
         """The decoded data of a Secret, or None when it does not exist."""
         secret = await self.get("v1", "Secret", namespace, name)
-        if secret is None:
-            return None
-        data = {k: base64.b64decode(v).decode("utf-8", "replace")
-                for k, v in (secret.get("data") or {}).items()}
-        # stringData is write-only on a real server; an emulator may keep it as sent.
-        data.update({k: str(v) for k, v in (secret.get("stringData") or {}).items()})
-        return data
+        return None if secret is None else secret_values(secret)
+
+    async def set_finalizer(self, key: tuple[str, str, str, str],
+                            obj: Mapping[str, Any] | None, finalizer: str, present: bool,
+                            attempts: int = 5) -> bool:
+        """Add (`present`) or remove one finalizer of the object `key` (apiVersion, kind,
+        namespace, name) as last read (`obj`; None: read it now), leaving the others as they
+        are: a merge patch of the whole list with the resourceVersion it was computed from,
+        read again and retried when someone else wrote in between. False when the object is
+        gone or already as wanted."""
+        current = obj if obj is not None else await self.get(*key)
+        for _ in range(attempts):
+            if current is None:
+                return False
+            now = list((current.get("metadata") or {}).get("finalizers") or [])
+            if (finalizer in now) == present:
+                return False
+            wanted = [*now, finalizer] if present else [f for f in now if f != finalizer]
+            version = (current.get("metadata") or {}).get("resourceVersion")
+            try:
+                await self.patch(*key, {"metadata": {"finalizers": wanted or None,
+                                                     "resourceVersion": version}})
+            except KubeError as exc:
+                if exc.status == 404:
+                    return False
+                if exc.status != 409:
+                    raise
+                current = await self.get(*key)
+                continue
+            return True
+        raise KubeError(409, f"{key[1]} {key[3]}: its finalizers kept changing under "
+                             f"{attempts} attempts to {'add' if present else 'remove'} "
+                             f"{finalizer}")

@@ -16,6 +16,7 @@ from novapulse_operator import (
     autopilot,
     database,
     generated,
+    holds,
     livegate,
     manifests,
     metrics,
@@ -24,12 +25,13 @@ from novapulse_operator import (
     status,
 )
 from novapulse_operator.account_book import AccountBook
-from novapulse_operator.kube import ApplyConflict, KubeClient, KubeError
+from novapulse_operator.kube import ApplyConflict, KubeClient, KubeError, secret_values
 from novapulse_operator.manifests import Owner, Remedies
 from novapulse_operator.spec import BotSpec, Mode, parse_spec, spec_rule_violations
 
 Emit = Callable[[str, str, str], None]  # (type Normal|Warning, reason, message)
 _BLOCKED: set[str] = set()
+_HOLD_WARNED: dict[str, str] = {}  # uid → the last refusal to hold, warned once
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -47,12 +49,13 @@ def _running_mode(prev: Mapping[str, Any]) -> Mode | None:
 
 
 async def _read_secrets(client: KubeClient, owner: Owner, spec: BotSpec,
-                        ) -> tuple[dict[str, str] | None, dict[str, str] | None]:
+                        ) -> tuple[dict[str, str] | None, dict[str, Any] | None]:
+    """The exchange Secret's data and the user's dashboard Secret as read (None: absent)."""
     exchange = dashboard = None
     if spec.exchange_secret is not None:
         exchange = await client.secret_data(owner.namespace, spec.exchange_secret.name)
     if spec.dashboard_secret is not None:
-        dashboard = await client.secret_data(owner.namespace, spec.dashboard_secret.name)
+        dashboard = await client.get("v1", "Secret", owner.namespace, spec.dashboard_secret.name)
     return exchange, dashboard
 
 
@@ -62,22 +65,31 @@ async def _database(client: KubeClient, owner: Owner, spec: BotSpec) -> database
     return await database.read(client, owner.namespace, spec)
 
 
-async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit) -> None:
+async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, emit: Emit,
+                                            ) -> dict[str, Any] | None:
     """The generated Secrets: the pod's (keys and the password's hash) and the password's own,
-    which no pod references. The password is written first: it is never lost."""
+    which no pod references. The password is written first: it is never lost. Returns the
+    pod's Secret as read or created."""
     name = manifests.generated_dashboard_secret_name(owner)
     existing = await client.get("v1", "Secret", owner.namespace, name)
     if existing is None:
         # ~1 ms (bcrypt at 4 rounds): inline, not queued on the default executor behind
         # DNS lookups of a thousand bots' polls.
         pod_secret, login = generated.dashboard_secrets(owner)
-        # Created once, never applied: nothing may replace a generated password (and the
-        # chart grants no patch on Secrets).
+        # Held for the teardown from the start: no second write to add the hold.
+        pod_secret["metadata"]["finalizers"] = [holds.finalizer_of(owner.name)]
+        # Created once, never applied: nothing may replace a generated password.
         await client.create_if_absent(login)
-        if await client.create_if_absent(pod_secret):
-            emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
-        return
+        try:
+            created = await client.create(pod_secret)
+        except KubeError as exc:
+            if exc.status != 409:
+                raise
+            return await client.get("v1", "Secret", owner.namespace, name)
+        emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
+        return created
     await _move_password_out(client, owner, existing)
+    return existing
 
 
 async def _move_password_out(client: KubeClient, owner: Owner, existing: Mapping[str, Any],
@@ -95,6 +107,37 @@ async def _move_password_out(client: KubeClient, owner: Owner, existing: Mapping
         await client.create_if_absent(manifests.login_secret(owner, password))
     await client.patch("v1", "Secret", owner.namespace, existing["metadata"]["name"],
                        {"data": {key: None}})
+
+
+def holds_of(owner: Owner, spec: BotSpec, deployment: dict[str, Any] | None,
+             dashboard_secret: dict[str, Any] | None,
+             ) -> dict[holds.Ref, dict[str, Any] | None]:
+    """What the teardown needs (→ the object as read): the pod's Deployment and the Secret
+    with the admin key it pauses the bot with."""
+    return {holds.Ref("apps/v1", "Deployment", owner.name): deployment,
+            holds.Ref("v1", "Secret", manifests.dashboard_secret_name(owner, spec)):
+                dashboard_secret}
+
+
+async def _hold(client: KubeClient, owner: Owner, emit: Emit,
+                needed: dict[holds.Ref, dict[str, Any] | None], prev: Mapping[str, Any],
+                ) -> list[str]:
+    """The teardown's holds (see holds.py). Refused (RBAC without patch on Secrets or
+    Deployments): the bot runs on, unheld, with a Warning once per message."""
+    previous = list(prev.get("teardownHolds") or [])
+    try:
+        in_place = await holds.keep(client, owner.namespace, owner.name, needed, previous)
+    except KubeError as exc:
+        if exc.status not in (403, 422):
+            raise
+        message = (f"cannot hold what the deletion needs ({exc.message}); a namespace "
+                   "deletion may take the dashboard Secret before the bot is paused")
+        if _HOLD_WARNED.get(owner.uid) != message:
+            _HOLD_WARNED[owner.uid] = message
+            emit("Warning", "TeardownHoldRefused", message)
+        return previous
+    _HOLD_WARNED.pop(owner.uid, None)
+    return in_place
 
 
 def remedies_of(prev: Mapping[str, Any]) -> tuple[Remedies, dict[str, int] | None]:
@@ -160,7 +203,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     identity = identity_of(owner)
     errors = tuple(spec_rule_violations(raw_spec) + rendering.validate(spec, spec.mode, identity))
 
-    exchange, dashboard = await _read_secrets(client, owner, spec)
+    exchange, dashboard_secret = await _read_secrets(client, owner, spec)
+    dashboard = None if dashboard_secret is None else secret_values(dashboard_secret)
     db = await _database(client, owner, spec)
     credit = (prev.get("canary") or {}).get("creditedSeconds")
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
@@ -181,11 +225,12 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     rendered = rendering.render(spec, effective or "paper", identity, retention)
     ready = False
     refused: str | None = None
+    in_place: list[str] = list(prev.get("teardownHolds") or [])
     if not errors:
         kind, name = "Secret", manifests.generated_dashboard_secret_name(owner)
         try:
             if spec.dashboard_secret is None:
-                await ensure_generated_dashboard_secret(client, owner, emit)
+                dashboard_secret = await ensure_generated_dashboard_secret(client, owner, emit)
             for child in manifests.children(owner, spec, rendered, effective, remedies,
                                             operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]
@@ -194,6 +239,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                     metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
             deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
             ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
+            in_place = await _hold(client, owner, emit, holds_of(owner, spec, deployment,
+                                                                  dashboard_secret), prev)
         except KubeError as exc:
             if not isinstance(exc, ApplyConflict) and (
                     exc.status < 400 or exc.status >= 500 or exc.status in (401, 403, 409, 429)):
@@ -221,6 +268,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         database=db,
     )
     new = status.compute_status(prev, observation, now)
+    new["teardownHolds"] = in_place
     _events(prev, new, emit)
     if refused and refused != (status.get_condition(prev, status.READY) or {}).get("message"):
         emit("Warning", "ChildRefused", refused)
@@ -234,4 +282,5 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
 
 def forget(uid: str) -> None:
     _BLOCKED.discard(uid)
+    _HOLD_WARNED.pop(uid, None)
     metrics.LIVE_GATE_BLOCKED.set(len(_BLOCKED))

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from novapulse_operator import botapi, manifests
+from novapulse_operator import botapi, holds, manifests
 from novapulse_operator.kube import KubeClient
 from novapulse_operator.reconcile import Emit, owner_of
 from novapulse_operator.spec import parse_spec
@@ -45,8 +45,13 @@ def _real_money(prev: Mapping[str, Any]) -> bool:
     return bot.get("mode") in ("canary", "live") and bool(bot.get("openPositions"))
 
 
-def unreachable_hint(name: str, suspended: bool) -> str:
+def unreachable_hint(name: str, suspended: bool, namespace_deleted: bool = False) -> str:
     """What a human can do about a real-money bot the operator cannot reach."""
+    if namespace_deleted:
+        return ("its namespace is being deleted, which stops its pod for good: close its "
+                "positions on the exchange by hand, then set spec.onDelete: leaveOpen "
+                f"(kubectl patch tradingbot {name} --type merge "
+                "-p '{\"spec\":{\"onDelete\":\"leaveOpen\"}}')")
     if suspended:
         return "resume it (spec.suspended: false) or set spec.onDelete: leaveOpen"
     return (f"see why it does not answer (kubectl get pod -l novapulse.io/tradingbot={name}; "
@@ -86,9 +91,10 @@ async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         await bot.pause(PAUSE_REASON)
     except botapi.BotUnreachable as exc:
         if spec.on_delete == "closePositions" and _real_money(prev):
+            ending = await holds.namespace_terminating(client, owner.namespace)
             raise Held("BotUnreachable",
                        f"cannot reach the bot to close its positions ({exc}); "
-                       f"{unreachable_hint(owner.name, spec.suspended)}") from exc
+                       f"{unreachable_hint(owner.name, spec.suspended, ending)}") from exc
         emit("Normal", "BotUnreachable", unreachable_note(prev, spec.on_delete, str(exc)))
         return
     if spec.on_delete == "leaveOpen":
@@ -108,3 +114,21 @@ async def teardown(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                    f"{settings.flat_wait_seconds:.0f}s of close_all; close them by hand or "
                    "set spec.onDelete: leaveOpen")
     emit("Normal", "PositionsClosed", "bot paused and flat; deleting its children")
+
+
+def held_children(body: Mapping[str, Any]) -> list[holds.Ref]:
+    """Every child the bot may hold for its teardown: the ones status.teardownHolds records
+    and the ones it would hold now (a hold added just before a crash is not yet recorded)."""
+    owner = owner_of(body)
+    spec = parse_spec(body.get("spec") or {})
+    recorded = [holds.Ref.parse(text)
+                for text in (body.get("status") or {}).get("teardownHolds") or []]
+    return [*(ref for ref in recorded if ref is not None),
+            holds.Ref("apps/v1", "Deployment", owner.name),
+            holds.Ref("v1", "Secret", manifests.dashboard_secret_name(owner, spec))]
+
+
+async def release_holds(body: Mapping[str, Any], client: KubeClient) -> None:
+    """The teardown is done: the children may go (idempotent)."""
+    owner = owner_of(body)
+    await holds.release(client, owner.namespace, owner.name, held_children(body))

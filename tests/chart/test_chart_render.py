@@ -43,12 +43,12 @@ NAMESPACED_RULES = {
     ("", "persistentvolumeclaims"): {"get", "create", "patch"},
     ("apps", "deployments"): {"get", "create", "patch"},
     ("networking.k8s.io", "networkpolicies"): {"get", "create", "patch"},
-    ("", "secrets"): {"get", "create"},
+    ("", "secrets"): {"get", "create", "patch"},
     ("", "events"): {"create"},
 }
 CLUSTER_RULES = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
+    ("", "namespaces"): {"get", "list", "watch"},
 }
 PEERING_RULES = {("kopf.dev", "clusterkopfpeerings"): {"get", "list", "watch", "patch"}}
 

@@ -59,7 +59,7 @@ The rights the operator needs in every namespace it serves — exactly docs/oper
   verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get, create]
+  verbs: [get, create, patch]
 - apiGroups: [""]
   resources: [events]
   verbs: [create]

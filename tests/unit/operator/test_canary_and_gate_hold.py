@@ -151,6 +151,13 @@ def test_unreachable_hint_names_resume_only_for_a_suspended_bot() -> None:
     assert "suspended" not in hint and "kubectl logs deploy/b" in hint
 
 
+def test_unreachable_hint_in_a_namespace_being_deleted_says_the_pod_will_not_return() -> None:
+    hint = teardown.unreachable_hint("b", True, namespace_deleted=True)
+    assert "namespace is being deleted" in hint and "by hand" in hint
+    assert "spec.suspended" not in hint and "kubectl logs" not in hint  # no pod to resume
+    assert "kubectl patch tradingbot b" in hint and '"onDelete":"leaveOpen"' in hint
+
+
 def test_a_stopped_live_bot_with_open_positions_is_real_money_on_deletion() -> None:
     assert teardown._real_money({"effectiveMode": None,
                                  "bot": {"mode": "live", "openPositions": 2}})
