@@ -34,7 +34,13 @@ from typing import Any
 import aiohttp
 import psutil
 
-from envtest_bench import operator_process, run_on_control_plane
+from envtest_bench import (
+    api_breakdown,
+    api_requests,
+    operator_process,
+    process_cpu,
+    run_on_control_plane,
+)
 from support.envtest import ControlPlane, free_port
 
 NS = "bench"
@@ -172,6 +178,8 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
             appeared: dict[str, float] = {}
             watcher = asyncio.create_task(watch_deployments(api, appeared))
             cpu_before = cpu_seconds(process)
+            requests_before = api_requests(plane)
+            plane_cpu_before = process_cpu(plane.pids())
             started = time.monotonic()
             create_seconds = await create_all(api, BOTS, bodies, concurrency, created)
             rss_peak = 0.0
@@ -185,6 +193,9 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
                           f"operator RSS {rss_peak:.0f} MiB", file=sys.stderr)
                 await asyncio.sleep(0.5)
             all_deployments = time.monotonic() - started
+            requests = api_breakdown(requests_before, api_requests(plane))
+            plane_cpu = {name: round(seconds - plane_cpu_before.get(name, 0.0), 1)
+                         for name, seconds in process_cpu(plane.pids()).items()}
             missing = await missing_children(api, names)
             batch_seconds = time.monotonic() - started
             batch_cpu = cpu_seconds(process) - cpu_before
@@ -220,6 +231,8 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
         "operator_cpu": {"batch_cpu_s": round(batch_cpu, 1),
                          "batch_cores": round(batch_cpu / max(all_deployments, 1e-9), 2),
                          f"cores_idle_polling_{bots}_bots": round(idle_cpu, 2)},
+        "control_plane_cpu_s_during_batch": plane_cpu,
+        "api_server_requests_during_batch": requests,
         "goals": {"batch_within_2x_floor": all_deployments <= 2 * floor_seconds,
                   "p99_lag_under_30s": (percentile(lags, 0.99) or 1e9) < 30,
                   "rss_under_200mb": max(rss_peak, rss_after) * 2**20 < 200e6},

@@ -254,6 +254,11 @@ class ControlPlane:
         raise ControlPlaneError(f"timed out after {START_TIMEOUT:.0f}s waiting for {what}:\n"
                                 + "\n".join(self.log_tail(b) for b, _ in self._processes))
 
+    def pids(self) -> dict[str, int]:
+        """The running processes of the control plane by binary (benches read their CPU)."""
+        return {binary: process.pid for binary, process in self._processes
+                if process.poll() is None}
+
     def log_tail(self, binary: str, lines: int = 15) -> str:
         path = self.workdir / f"{binary}.log"
         text = path.read_text(errors="replace") if path.exists() else ""
