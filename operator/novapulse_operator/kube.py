@@ -16,13 +16,16 @@ import hashlib
 import json
 import logging
 import tempfile
+import urllib.parse
+import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import kopf
-from kubernetes_asyncio.client import ApiClient, Configuration
+from kubernetes_asyncio.client.api_client import ApiClient
+from kubernetes_asyncio.client.configuration import Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
 FIELD_MANAGER = "novapulse-operator"
@@ -147,12 +150,29 @@ def _tls_of(info: kopf.ConnectionInfo) -> tuple[Any, ...]:
             info.certificate_data, info.private_key_path, info.private_key_data)
 
 
+def proxy_for(server: str) -> str | None:
+    """The proxy the environment (HTTPS_PROXY, NO_PROXY, …) names for `server`, if any."""
+    url = urllib.parse.urlsplit(server)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(url.scheme)
+    if not proxy or urllib.request.proxy_bypass(url.hostname or ""):
+        return None
+    return proxy
+
+
 def api_client(info: kopf.ConnectionInfo, pool: int = 32) -> ApiClient:
     """An ApiClient for the login `info`; TLS material is loaded before this returns."""
     with tempfile.TemporaryDirectory(prefix="novapulse-tls-") as private:
         config = _configuration(info, Path(private))
         config.connection_pool_maxsize = pool
+        config.proxy = proxy_for(info.server)
         client = ApiClient(config)
+    # The library's session trusts the environment: every request then looks up the proxy
+    # variables and ~/.netrc in a thread-pool job — with a thousand bots, the thread pool
+    # was busier than the operator's own code — and a netrc entry for the API server's host
+    # made every request fail (aiohttp refuses netrc credentials next to an Authorization
+    # header). The proxy is read once above; credentials come from kopf's login only.
+    client.rest_client.pool_manager._trust_env = False
     client.user_agent = FIELD_MANAGER
     for header, value in info.as_http_headers().items():
         client.set_default_header(header, value)

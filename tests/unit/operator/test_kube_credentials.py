@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from novapulse_operator.kube import KubeClient, api_client
+from novapulse_operator.kube import KubeClient, api_client, proxy_for
 
 
 def _client_pair() -> tuple[bytes, bytes]:
@@ -79,3 +79,42 @@ async def test_a_new_login_replaces_the_token(server: tuple[list[str], str]) -> 
     finally:
         await client.close()
     assert seen == ["Bearer old-token", "Bearer new-token"]
+
+
+async def test_the_environment_is_read_once_not_on_every_request(
+        server: tuple[list[str], str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ~/.netrc entry for the API server never replaces kopf's credentials, and no request
+    looks up the environment again (each lookup was a thread-pool job)."""
+    seen, url = server
+    home = tmp_path / "home"
+    home.mkdir()
+    netrc = home / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login intruder password nope\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("NETRC", str(netrc))
+    client = KubeClient(kopf.ConnectionInfo(server=url, scheme="Bearer", token="kopf-token"))
+    try:
+        await client.get("v1", "ConfigMap", "ns", "c")
+    finally:
+        await client.close()
+    assert seen == ["Bearer kopf-token"]
+
+
+async def test_the_proxy_of_the_environment_is_honoured(monkeypatch: pytest.MonkeyPatch,
+                                                      ) -> None:
+    for name in ("HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    assert proxy_for("https://10.0.0.1:6443") is None
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+    assert proxy_for("https://10.0.0.1:6443") == "http://proxy.corp:3128"
+    monkeypatch.setenv("NO_PROXY", "10.0.0.1,.svc")
+    assert proxy_for("https://10.0.0.1:6443") is None
+    assert proxy_for("https://kubernetes.default.svc") is None
+    info = kopf.ConnectionInfo(server="https://api.example:6443", scheme="Bearer", token="t")
+    monkeypatch.setenv("NO_PROXY", "")
+    client = api_client(info)
+    try:
+        assert client.configuration.proxy == "http://proxy.corp:3128"
+    finally:
+        await client.close()
