@@ -137,15 +137,23 @@ def _error_trades_message(trades: Sequence[Mapping[str, Any]], count: int) -> st
             "/api/v1/trades/ID/resolve (runbook 4)")
 
 
-def conditions(view: BotView, running: bool) -> dict[str, ConditionValue]:
+def conditions(view: BotView, running: bool, starting: bool = False,
+               ) -> dict[str, ConditionValue]:
     """The bot-side conditions. `running`: a pod of this bot is meant to run (not suspended,
-    not gated); otherwise every one is Unknown with that reason."""
+    not gated); otherwise every one is Unknown with that reason. `starting`: its pod has not
+    been Ready yet (none yet, or a first start) — a bot that does not answer then is no
+    fault, and nothing about its feed or trading is known."""
     if not running:
         why = "no bot pod is meant to run"
         return {FEED_HEALTHY: (None, "NotRunning", why),
                 TRADING_ACTIVE: (False, "NotRunning", why),
                 ANALYTICS_AVAILABLE: (None, "NotRunning", why)}
     st = view.status
+    if st is None and starting:
+        why = "the bot's pod is starting: its API is read once it answers"
+        return {FEED_HEALTHY: (None, "BotStarting", why),
+                TRADING_ACTIVE: (None, "BotStarting", why),
+                ANALYTICS_AVAILABLE: (None, "BotStarting", why)}
     if st is None:
         why = f"the bot's API did not answer: {view.error or 'no answer'}"
         return {FEED_HEALTHY: (None, "BotUnreachable", why),

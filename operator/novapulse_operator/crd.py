@@ -474,6 +474,9 @@ def status_schema() -> dict[str, Any]:
             "bot": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
                     "description": "The bot's own status, mirrored from its /api/v1/status "
                     "(mode, paused, pausedBy, openPositions, equity, dailyPnl, …)."},
+            "kopf": {"type": "object", "x-kubernetes-preserve-unknown-fields": True,
+                     "description": "Kopf's own records: the spec it last handled (to tell "
+                     "what changed) and the progress of a handler being retried."},
             "teardownHolds": {
                 "type": "array", "items": {"type": "string"},
                 "description": "The children (KIND/NAME) that carry the finalizer "

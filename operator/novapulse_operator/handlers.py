@@ -39,6 +39,8 @@ TEARDOWN_DONE = "done"
 # How often kopf checks whether a resync caught mid-run by a deletion has exited (default 60 s):
 # the finalizer stays until it has, and no watch event may come to wake kopf earlier.
 TIMER_EXIT_POLL_SECONDS = 1.0
+# Where kopf kept its diff-base and progress before they moved to status.kopf.
+LEGACY_KOPF_ANNOTATIONS = (f"{ANNOTATION_PREFIX}/last-handled-configuration",)
 ACCOUNTS_INDEX = "exchange_accounts"  # kopf passes the index to handlers under this name
 
 
@@ -112,10 +114,11 @@ def configure(settings: kopf.OperatorSettings, cfg: OperatorConfig) -> None:
     settings.watching.client_timeout = cfg.client_timeout
     settings.watching.connect_timeout = cfg.connect_timeout
     settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration")
+    # Kopf's own records in status.kopf: its final write of a change is then one status
+    # patch together with ours, where annotations took a second PATCH of the TradingBot (a
+    # thousand new bots: a thousand writes fewer of the costliest object the server keeps).
+    settings.persistence.progress_storage = kopf.StatusProgressStorage(name="kopf")
+    settings.persistence.diffbase_storage = kopf.StatusDiffBaseStorage(name="kopf")
     settings.background.cancellation_polling = TIMER_EXIT_POLL_SECONDS
     settings.peering.priority = cfg.priority
     settings.posting.reporting_component = "novapulse-operator"
@@ -177,12 +180,16 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
     # the re-checks of the bots created just before them.
     rechecks = asyncio.Semaphore(max(1, cfg.reconcile_concurrency // 4))
 
+    def key_learner(uid: str) -> Callable[[Mapping[str, str]], None]:
+        return lambda dashboard: autopilot.learn_admin_key(uid, dashboard)
+
     async def recheck(snapshot: dict[str, Any], emit: reconcile.Emit,
                       drift_check: bool) -> dict[str, Any]:
         async with rechecks:
-            return await reconcile.reconcile(snapshot, state.kube(), emit, state.accounts,
-                                             operator=cfg.operator_peer,
-                                             drift_check=drift_check)
+            return await reconcile.reconcile(
+                snapshot, state.kube(), emit, state.accounts, operator=cfg.operator_peer,
+                drift_check=drift_check,
+                on_dashboard=key_learner(str(snapshot["metadata"].get("uid"))))
 
     def check_endpoint(body: kopf.Body, emit: reconcile.Emit) -> None:
         """A Warning Event, once per value, for an endpoint annotation the operator ignores."""
@@ -208,11 +215,22 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             # taken only once a reconcile slot is free (a burst holds no thousand copies).
             snapshot = copy.deepcopy(dict(body))
             new = await reconcile.reconcile(snapshot, state.kube(), _emitter(body, logger),
-                                            state.accounts, operator=cfg.operator_peer)
+                                            state.accounts, operator=cfg.operator_peer,
+                                            on_dashboard=key_learner(uid))
+            if not snapshot.get("status"):
+                # A new bot: the auto-pilot's first view (no pod yet, not polled) goes out
+                # with this status write, not as a second one at the first poll.
+                snapshot["status"] = new
+                first = await autopilot.tick(snapshot, state.kube(), _emitter(body, logger),
+                                             None, datetime.now(UTC))
+                new = {**new, **first.status}
             state.last_resync[uid] = state.last_drift[uid] = time.monotonic()
         if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
             return  # the spec changed meanwhile: the newer reconcile writes the status
         patch.status.update(new)
+        for key in LEGACY_KOPF_ANNOTATIONS:  # kept in status.kopf now
+            if key in body.metadata.annotations:
+                patch.metadata.annotations[key] = None
 
     @kopf.on.resume(*RESOURCE, registry=registry)
     @kopf.on.create(*RESOURCE, registry=registry)
@@ -234,6 +252,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         if body.metadata.deletion_timestamp:
             return
         uid = str(body.metadata.uid)
+        if uid not in state.last_resync and not body.status.get("phase"):
+            # Never reconciled yet (a burst of new bots waits for its change handlers): no
+            # pod to look at and no bot to poll; a status written now only adds a write
+            # and a watch event per bot to the burst.
+            return
         now = time.monotonic()
         settled = body.status.get("phase") in SETTLED_PHASES
         period = cfg.resync_seconds * (SETTLED_FACTOR if settled else 1)
@@ -244,11 +267,11 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         # applies only what changed — a thousand starting bots re-applying every child each
         # 30 s kept the API server busy with no-op applies.
         drift = now - state.last_drift.get(uid, 0.0) >= cfg.resync_seconds * SETTLED_FACTOR
-        snapshot = copy.deepcopy(dict(body))
-        running = (snapshot.get("status") or {}).get("effectiveMode") is not None
+        running = body.status.get("effectiveMode") is not None
         emit = _emitter(body, logger)
         check_endpoint(body, emit)
-        view = await autopilot.poll(snapshot, state.kube()) if running else None
+        # The poll only reads the body (kopf swaps in a new one per event, never edits it).
+        view = await autopilot.poll(body, state.kube()) if running else None
         state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
             snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote

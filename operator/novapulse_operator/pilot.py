@@ -87,6 +87,10 @@ class Pilot:
         self._written.pop(uid, None)
         self._canary.pop(uid, None)
 
+    def learn_admin_key(self, uid: str, dashboard: Mapping[str, str]) -> None:
+        """The dashboard Secret's data as a reconcile just read it: the key to use."""
+        self._keys[uid] = dashboard.get("DASHBOARD_ADMIN_KEY")
+
     def known_admin_key(self, uid: str) -> str | None:
         """The admin key last read for this bot (None: never read)."""
         return self._keys.get(uid)
@@ -202,7 +206,8 @@ class Pilot:
             new_rem["pending"] = [a.as_dict() for a in retry] or None
         self._written[uid] = {k: v for k, v in new_rem.items() if v is not None}
         out: dict[str, Any] = {"remediation": new_rem}
-        out["conditions"] = self._conditions(prev, view, running, new_rem, now)
+        out["conditions"] = self._conditions(prev, view, running, new_rem, now,
+                                             podview.first_start(pod))
         progress = self._canary_progress(uid, prev, running, view, pod, out["conditions"], now)
         if progress is not None or prev.get("canary"):
             out["canary"] = progress
@@ -265,10 +270,12 @@ class Pilot:
         return "unknown action"
 
     def _conditions(self, prev: Mapping[str, Any], view: botview.BotView | None, running: bool,
-                    remediation: Mapping[str, Any], now: datetime) -> list[dict[str, Any]]:
+                    remediation: Mapping[str, Any], now: datetime, starting: bool,
+                    ) -> list[dict[str, Any]]:
         gen = int(prev.get("observedGeneration") or 0)
         conds = [dict(c) for c in prev.get("conditions") or ()]
-        values = botview.conditions(view or botview.BotView(False, None, "not polled"), running)
+        values = botview.conditions(view or botview.BotView(False, None, "not polled"), running,
+                                    starting)
         for type_, (value, reason, message) in values.items():
             conds = status.set_condition(conds, type_, value, reason, message, gen, now)
         return status.ready_block(conds, remediation, gen, now)

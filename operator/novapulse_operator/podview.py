@@ -86,3 +86,13 @@ def current(pods: list[PodView]) -> PodView | None:
     """The pod that counts: the newest one not being deleted."""
     live = [p for p in pods if not p.deleting]
     return max(live, key=lambda p: (p.created, p.name)) if live else None
+
+
+STARTING_REASONS = (None, "ContainerCreating", "PodInitializing")
+
+
+def first_start(pod: PodView | None) -> bool:
+    """Whether the bot's pod is on its first start, not Ready yet: none yet, or one that has
+    neither restarted nor crashed (a replacement pod starts from here too)."""
+    return pod is None or (not pod.ready and pod.restart_count == 0 and pod.last is None
+                           and pod.waiting_reason in STARTING_REASONS and not pod.deleting)

@@ -186,8 +186,12 @@ def _events(prev: Mapping[str, Any], new: Mapping[str, Any], emit: Emit) -> None
 async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                     book: AccountBook, now: datetime | None = None,
                     operator: netpol.OperatorPeer | None = None,
-                    drift_check: bool = True) -> dict[str, Any]:
+                    drift_check: bool = True,
+                    on_dashboard: Callable[[Mapping[str, str]], None] | None = None,
+                    ) -> dict[str, Any]:
     """Converge the children of `body`; returns the new `.status` (the operator's keys).
+    `on_dashboard` is given the dashboard Secret's data when it was read (the auto-pilot's
+    admin key, without a read of its own).
 
     `drift_check=False` applies only the children whose desired state changed since this
     operator last applied them (a periodic re-check); True applies all of them, which also
@@ -205,6 +209,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
 
     exchange, dashboard_secret = await _read_secrets(client, owner, spec)
     dashboard = None if dashboard_secret is None else secret_values(dashboard_secret)
+    if dashboard is not None and on_dashboard is not None:
+        on_dashboard(dashboard)
     db = await _database(client, owner, spec)
     credit = (prev.get("canary") or {}).get("creditedSeconds")
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
@@ -231,6 +237,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         try:
             if spec.dashboard_secret is None:
                 dashboard_secret = await ensure_generated_dashboard_secret(client, owner, emit)
+                if dashboard_secret is not None and on_dashboard is not None:
+                    on_dashboard(secret_values(dashboard_secret))
             for child in manifests.children(owner, spec, rendered, effective, remedies,
                                             operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]

@@ -175,3 +175,25 @@ async def test_suspend_and_resume(cluster: Cluster) -> None:
         await eventually(lambda: replicas(1), what="one replica again")
         bot = await eventually(lambda: _observed(cluster, "bot1", 3))
         assert bot["status"]["phase"] == "Starting"
+
+
+async def test_kopf_records_in_status_and_an_older_operators_annotation_is_removed(
+        cluster: Cluster) -> None:
+    """An operator upgraded from a version that kept kopf's diff-base in an annotation: the
+    bot is reconciled once, kopf's records move to status.kopf, the annotation goes."""
+    legacy = "novapulse.io/last-handled-configuration"
+    async with operator():
+        await cluster.create_bot("bot1", PAPER, annotations={
+            legacy: '{"spec": {"mode": "paper"}}'})
+
+        async def moved() -> dict[str, Any] | None:
+            bot = await cluster.bot("bot1")
+            meta = (bot or {}).get("metadata") or {}
+            kopf = ((bot or {}).get("status") or {}).get("kopf") or {}
+            return bot if legacy not in (meta.get("annotations") or {}) and \
+                kopf.get("last-handled-configuration") else None
+
+        bot = await eventually(moved, within=20, what="status.kopf written, annotation gone")
+        handled = yaml.safe_load(bot["status"]["kopf"]["last-handled-configuration"])
+        assert handled["spec"]["pairs"] == ["ETH/BTC"]  # the spec kopf last handled
+        assert bot["status"]["phase"] in ("Starting", "Running")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from novapulse_operator import botview, rendering
+from novapulse_operator import botview, podview, rendering
 from novapulse_operator.botview import BotView
 from novapulse_operator.manifests import Owner, Remedies, deployment
 from novapulse_operator.spec import parse_spec
@@ -49,6 +49,37 @@ def test_conditions_say_what_is_true() -> None:
     assert conds[botview.TRADING_ACTIVE][0] is True and conds[botview.FEED_HEALTHY][0] is True
     unreachable = botview.conditions(BotView(False, None, "connection refused"), running=True)
     assert unreachable[botview.FEED_HEALTHY][:2] == (None, "BotUnreachable")
+    assert "connection refused" in unreachable[botview.FEED_HEALTHY][2]
+
+
+def test_a_starting_bot_that_does_not_answer_is_starting_whatever_the_error() -> None:
+    refused = botview.conditions(BotView(False, None, "connection refused"), True, True)
+    not_polled = botview.conditions(BotView(False, None, "not polled"), True, True)
+    assert refused == not_polled  # one status write for a new bot, not one per poll error
+    assert refused[botview.FEED_HEALTHY][:2] == (None, "BotStarting")
+    answered = botview.conditions(BotView(True, STATUS), True, True)
+    assert answered[botview.FEED_HEALTHY][:2] == (False, "Disconnected")  # it answered
+
+
+def _pod(**kw: Any) -> podview.PodView:
+    base: dict[str, Any] = {"name": "p", "uid": "u", "phase": "Pending", "deleting": False,
+                            "restart_count": 0, "running": False, "waiting_reason": None,
+                            "last": None, "created": "", "ready": False}
+    return podview.PodView(**{**base, **kw})
+
+
+def test_first_start_is_a_pod_that_never_failed_and_is_not_ready_yet() -> None:
+    crashed = podview.Termination("Error", 1, "", "")
+    assert podview.first_start(None)
+    assert podview.first_start(_pod())
+    assert podview.first_start(_pod(waiting_reason="ContainerCreating"))
+    assert podview.first_start(_pod(running=True))  # its readiness probe not passed yet
+    assert not podview.first_start(_pod(ready=True, running=True))
+    assert not podview.first_start(_pod(restart_count=1))
+    assert not podview.first_start(_pod(last=crashed))
+    assert not podview.first_start(_pod(waiting_reason="CrashLoopBackOff"))
+    assert not podview.first_start(_pod(waiting_reason="ImagePullBackOff"))
+    assert not podview.first_start(_pod(deleting=True))
 
 
 def test_only_significant_changes_count() -> None:
