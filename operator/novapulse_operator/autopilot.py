@@ -42,6 +42,9 @@ RETENTION_STEPS = {
 }
 
 
+CLOCK_SLACK_SECONDS = 0.1
+
+
 def ts(when: datetime) -> str:
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -122,6 +125,12 @@ class _Planner:
         self.state["restarts"] = _restarts_in_hour(state, obs.now)
         self.decision = Decision(state=self.state)
 
+    def lasted(self, text: Any, threshold: float) -> bool:
+        """Whether what began at `text` has lasted `threshold` seconds at this poll. Polls
+        land on the clock, give or take the event loop: one landing a few milliseconds
+        short of the threshold counts as reaching it, instead of costing a whole poll."""
+        return self.seconds_since(text) + CLOCK_SLACK_SECONDS >= threshold
+
     def seconds_since(self, text: Any) -> float:
         since = parse_ts(text)
         return 0.0 if since is None else (self.now - since).total_seconds()
@@ -167,7 +176,7 @@ class _Planner:
             feed.setdefault("downSince", since_ts(self.now))
             feed.pop("upSince", None)
             down = self.seconds_since(feed["downSince"])
-            if (down >= p.pause_after and "operator" not in holders
+            if (self.lasted(feed["downSince"], p.pause_after) and "operator" not in holders
                     and "circuit_breaker" not in holders and not feed.get("paused")):
                 feed["paused"] = True
                 self.decision.actions.append(Action(
@@ -175,7 +184,8 @@ class _Planner:
                     f"market feed down for {down:.0f}s (pauseAfter {p.pause_after}s): "
                     "trading paused by the operator", id=f"{PAUSE}@{ts(self.now)}"))
             pod = self.obs.pod
-            if (down >= p.restart_after and feed.get("restarted") != feed["episode"]
+            if (self.lasted(feed["downSince"], p.restart_after)
+                    and feed.get("restarted") != feed["episode"]
                     and pod is not None):
                 feed["restarted"] = feed["episode"]  # once per episode, even when refused
                 self.restart(pod, "FeedDownRestart",
@@ -185,7 +195,7 @@ class _Planner:
             feed.pop("downSince", None)
             feed.setdefault("upSince", since_ts(self.now))
             up = self.seconds_since(feed["upSince"])
-            if up >= p.resume_after_healthy:
+            if self.lasted(feed["upSince"], p.resume_after_healthy):
                 ours = bool(feed.get("paused")) and "operator" in holders
                 breaker = view.feed_breaker_paused  # runbook 2's manual resume, automated
                 # The gate's pause shares the operator's slot: it outlives the feed episode.
@@ -238,7 +248,8 @@ class _Planner:
             return
         self.state.setdefault("unhealthySince", since_ts(self.now))
         down = self.seconds_since(self.state["unhealthySince"])
-        if down >= self.policy.unhealthy_after and not self.handled("health", pod.uid):
+        if (self.lasted(self.state["unhealthySince"], self.policy.unhealthy_after)
+                and not self.handled("health", pod.uid)):
             detail = view.error if view is not None and view.error else "not healthy"
             self.restart(pod, "HealthFailingRestart",
                          f"/api/v1/health failing for {down:.0f}s ({detail}) while pod "

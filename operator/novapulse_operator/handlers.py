@@ -271,6 +271,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         emit = _emitter(body, logger)
         check_endpoint(body, emit)
         # The poll only reads the body (kopf swaps in a new one per event, never edits it).
+        # Its time is the observation's, on the timer's clock: waiting for the answer and
+        # the lock below must not shift when a feed threshold counts from.
+        polled_at = datetime.now(UTC)
         view = await autopilot.poll(body, state.kube()) if running else None
         state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
@@ -282,7 +285,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                     state.last_drift[uid] = now
                 new.update(await recheck(snapshot, emit, drift_check=drift))
             snapshot["status"] = new
-            result = await autopilot.tick(snapshot, state.kube(), emit, view, datetime.now(UTC))
+            result = await autopilot.tick(snapshot, state.kube(), emit, view,
+                                          polled_at if view is not None else datetime.now(UTC))
             new.update(result.status)
             readiness_moved = result.pods_ready is not None and (
                 result.pods_ready != (new.get("phase") == "Running")

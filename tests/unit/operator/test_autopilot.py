@@ -84,6 +84,15 @@ def test_thresholds_count_from_the_moment_the_fault_was_seen_not_its_whole_secon
     assert run([(0.9, sick), (20.5, sick), (20.9, sick)]) == [[], [], ["RestartPod"]]
 
 
+def test_a_poll_landing_a_few_milliseconds_short_of_a_threshold_counts_as_reaching_it() -> None:
+    """Polls land on the clock, give or take the event loop: 9.95 s of a 10 s pauseAfter is
+    reached (not one whole poll later), 9.85 s is not; the same for resumeAfterHealthy."""
+    down, held, up = bot(ws=False), bot(False, ("operator",)), bot(True, ("operator",))
+    assert run([(0, down), (9.85, down), (9.95, down)]) == [[], [], ["Pause"]]
+    assert run([(0, down), (10, down), (11, held), (20, up), (24.85, up), (24.95, up)]) == [
+        [], ["Pause"], [], [], [], ["Resume"]]
+
+
 def test_a_whole_second_since_from_an_earlier_version_still_counts() -> None:
     state = {"feed": {"episode": "2026-01-01T12:00:00Z", "downSince": "2026-01-01T12:00:00Z"}}
     d = decide(POLICY, obs(10, bot(ws=False)), state)
