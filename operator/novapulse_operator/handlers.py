@@ -278,6 +278,8 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
             snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote
+            if snapshot["metadata"].get("deletionTimestamp"):
+                return  # deleted meanwhile: nothing may hold a child the teardown let go
             new: dict[str, Any] = dict(snapshot.get("status") or {})
             if due:
                 state.last_resync[uid] = now
@@ -315,8 +317,12 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         now = datetime.now(UTC)
         conditions = body.status.get("conditions") or []
         try:
-            await teardown.teardown(body, state.kube(), emit, teardown_settings,
-                                    autopilot.known_admin_key(str(body.metadata.uid)))
+            # Under the bot's lock: a resync that began before the deletion finishes first,
+            # so none applies a child or adds a hold after the teardown let go of them.
+            async with state.lock(str(body.metadata.uid)):
+                await teardown.teardown(body, state.kube(), emit, teardown_settings,
+                                        autopilot.known_admin_key(str(body.metadata.uid)))
+                await teardown.release_holds(body, state.kube())
         except (teardown.Held, botapi.BotUnreachable) as exc:
             reason = exc.reason if isinstance(exc, teardown.Held) else "BotUnreachable"
             message = exc.message if isinstance(exc, teardown.Held) else str(exc)
@@ -327,7 +333,6 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                 int(body.metadata.get("generation") or 0), now)
             emit("Warning", reason, f"deletion held: {message}")
             raise kopf.TemporaryError(message, delay=cfg.delete_retry_seconds) from exc
-        await teardown.release_holds(body, state.kube())
         patch.metadata.annotations[TEARDOWN_ANNOTATION] = TEARDOWN_DONE
         reconcile.forget(str(body.metadata.uid))
         state.locks.pop(str(body.metadata.uid), None)

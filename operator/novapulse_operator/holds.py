@@ -7,10 +7,12 @@ and the bot is not paused), and the Deployment is gone with it. Each hold is a f
 named after its TradingBot (`teardown.novapulse.io/NAME`): two bots that share one dashboard
 Secret hold it each and each lets go of its own.
 
-A hold is let go when the teardown is done, when the child is no longer what the teardown
-needs (the dashboard Secret was renamed), and when someone deletes the child on purpose
-while the bot lives on (not a namespace deletion): a user replacing a Secret by delete and
-create is not kept waiting, and a deleted Deployment is recreated as before.
+The Deployment is created and applied with its hold; the Secret gets it at creation (the
+generated one) or by a patch (a user's). A hold is let go when the teardown is done, when
+the child is no longer what the teardown needs (the dashboard Secret was renamed), and when
+someone deletes the child on purpose while the bot lives on (not a namespace deletion): a
+user replacing a Secret by delete and create is not kept waiting, and a deleted Deployment
+is recreated as before.
 """
 
 from __future__ import annotations
@@ -19,14 +21,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from novapulse_operator.kube import KubeClient
+from novapulse_operator import manifests
+from novapulse_operator.kube import KubeClient, KubeError
 
-PREFIX = "teardown.novapulse.io"
 Decision = Literal["add", "release"] | None
-
-
-def finalizer_of(bot_name: str) -> str:
-    return f"{PREFIX}/{bot_name}"
+finalizer_of = manifests.teardown_finalizer
 
 
 @dataclass(frozen=True)
@@ -79,6 +78,12 @@ def decide(obj: Mapping[str, Any] | None, finalizer: str, needed: bool,
         # object being deleted, so an unheld one stays unheld.)
         return "release" if is_held and not namespace_terminating else None
     return None if is_held else "add"
+
+
+def refused_while_deleted(exc: KubeError) -> bool:
+    """Whether an apply was refused because it carries the hold to a child being deleted
+    (the API server adds no finalizer to such an object): it is recreated once gone."""
+    return exc.status == 422 and "being deleted" in exc.message
 
 
 async def namespace_terminating(client: KubeClient, namespace: str) -> bool:

@@ -46,6 +46,11 @@ def selector(owner: Owner) -> dict[str, str]:
     return {"app.kubernetes.io/name": "novapulse", BOT_LABEL: owner.name}
 
 
+def teardown_finalizer(bot_name: str) -> str:
+    """The finalizer by which a bot holds what its deletion's teardown needs (holds.py)."""
+    return f"teardown.novapulse.io/{bot_name}"
+
+
 def metadata(owner: Owner, name: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -234,10 +239,13 @@ def deployment(owner: Owner, spec: BotSpec, rendered: RenderedConfig, mode: Mode
     if remedies.lock_clear_for:
         annotations[LOCK_CLEAR_ANNOTATION] = remedies.lock_clear_for
         pod_spec["initContainers"] = [lock_clear_container(spec)]
+    meta = metadata(owner, owner.name)
+    # Held for the deletion's teardown from its creation on (holds.py): no second write.
+    meta["finalizers"] = [teardown_finalizer(owner.name)]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(owner, owner.name),
+        "metadata": meta,
         "spec": {
             "replicas": 1 if running else 0,
             "strategy": {"type": "Recreate"},

@@ -242,7 +242,12 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
             for child in manifests.children(owner, spec, rendered, effective, remedies,
                                             operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]
-                action = await client.apply(child, only_if_changed=not drift_check)
+                try:
+                    action = await client.apply(child, only_if_changed=not drift_check)
+                except KubeError as exc:
+                    if not holds.refused_while_deleted(exc):
+                        raise
+                    continue  # deleted on purpose and let go (holds.py): made anew once gone
                 if action != "unchanged":
                     metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
             deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)

@@ -160,7 +160,35 @@ async def test_a_held_child_deleted_on_purpose_is_let_go_and_a_deletion_releases
             fresh = found and found["metadata"]["uid"] != first["metadata"]["uid"]
             return found if fresh and hold in _finalizers(found) else None
 
-        await eventually(replaced, within=30, what="the Deployment recreated and held")
+        second = await eventually(replaced, within=30, what="the Deployment recreated and held")
+
+        # Deleted while someone else's finalizer keeps it: it lingers, let go by the operator.
+        # A spec change then applies every child; the server adds no finalizer to an object
+        # being deleted, and that refusal is no ChildRefused — it is made anew once gone.
+        path = "/apis/apps/v1/namespaces/default/deployments/keeper"
+        await cluster.patch(path, {"metadata": {"finalizers": [hold, "example.com/keep"]}})
+        await cluster.delete(path)
+
+        async def let_go() -> bool:
+            found = await cluster.get(path)
+            return found is not None and _finalizers(found) == ["example.com/keep"]
+
+        await eventually(let_go, within=30, what="the operator's hold let go")
+        tb = await cluster.patch(f"{BOTS}/keeper", {"spec": {"onDelete": "leaveOpen"}})
+        generation = tb["metadata"]["generation"]
+
+        async def reconciled() -> dict[str, Any] | None:
+            found = await cluster.bot("keeper")
+            seen = ((found or {}).get("status") or {}).get("observedGeneration")
+            return found if seen == generation else None
+
+        tb = await eventually(reconciled, within=30, what="the spec change reconciled")
+        ready = next(c for c in tb["status"]["conditions"] if c["type"] == "Ready")
+        assert ready["reason"] != "ChildRefused", ready
+        assert not await cluster.events("ChildRefused")
+        await cluster.patch(path, {"metadata": {"finalizers": None}})
+        first = second
+        await eventually(replaced, within=30, what="the Deployment recreated once gone")
 
         # A user replacing the dashboard Secret by delete and create is not kept waiting.
         await cluster.delete("/api/v1/namespaces/default/secrets/own-dash")

@@ -10,8 +10,10 @@ import kopf
 import pytest
 from aiohttp import web
 
-from novapulse_operator import holds
+from novapulse_operator import holds, manifests, rendering
 from novapulse_operator.kube import KubeClient, KubeError
+from novapulse_operator.manifests import Owner
+from novapulse_operator.spec import parse_spec
 
 HOLD = holds.finalizer_of("bot1")
 OTHER = "kubernetes.io/pvc-protection"
@@ -54,6 +56,22 @@ def test_each_bot_holds_under_its_own_name_and_refs_round_trip() -> None:
     assert holds.Ref.parse(ref.text) == ref
     assert holds.Ref.parse("Secret/dash") == holds.Ref("v1", "Secret", "dash")
     assert holds.Ref.parse("ConfigMap/c") is None and holds.Ref.parse("Secret/") is None
+
+
+def test_the_deployment_is_created_with_its_hold() -> None:
+    spec = parse_spec({"mode": "paper"})
+    owner = Owner(name="bot1", namespace="ns", uid="u")
+    made = manifests.deployment(owner, spec, rendering.render(spec, "paper", "ns/bot1"), "paper")
+    assert made["metadata"]["finalizers"] == [HOLD]
+
+
+def test_an_apply_refused_for_a_child_being_deleted_is_told_apart() -> None:
+    message = ('Deployment.apps "bot1" is invalid: metadata.finalizers: Forbidden: no new '
+               "finalizers can be added if the object is being deleted, found new finalizers "
+               '[]string{"teardown.novapulse.io/bot1"}')
+    assert holds.refused_while_deleted(KubeError(422, message))
+    assert not holds.refused_while_deleted(KubeError(422, "spec.replicas: Invalid value"))
+    assert not holds.refused_while_deleted(KubeError(409, message))
 
 
 class FinalizerServer:
