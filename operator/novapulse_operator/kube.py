@@ -20,6 +20,7 @@ import urllib.parse
 import urllib.request
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -50,6 +51,14 @@ _JSON = {200: "object", 201: "object"}
 logging.getLogger("kubernetes_asyncio.client.rest").setLevel(logging.INFO)
 _VERSIONS_KEPT = 20_000  # resourceVersions remembered to tell "unchanged" from "patched"
 ApplyResult = Literal["created", "patched", "unchanged"]
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What an apply did, and the object as the server answered (None: nothing was sent)."""
+
+    action: ApplyResult
+    obj: dict[str, Any] | None
 
 
 class KubeError(Exception):
@@ -318,7 +327,7 @@ class KubeClient:
         return True
 
     async def apply(self, obj: Mapping[str, Any], only_if_changed: bool = False,
-                    ) -> ApplyResult:
+                    ) -> Applied:
         """Server-side apply of one child's whole desired state: one request, idempotent,
         safe to repeat after a crash. Fields another manager owns with other values make an
         ApplyConflict (the caller surfaces it); fields the operator's own earlier writes
@@ -330,7 +339,7 @@ class KubeClient:
                                  digest_size=16).digest()
         before = self._applied.get(key)
         if only_if_changed and before is not None and before[1] == digest:
-            return "unchanged"
+            return Applied("unchanged", None)
         try:
             result, status = await self._apply(key, obj, force=False)
         except ApplyConflict as exc:
@@ -343,8 +352,9 @@ class KubeClient:
         while len(self._applied) > _VERSIONS_KEPT:
             self._applied.popitem(last=False)
         if status == 201:
-            return "created"
-        return "unchanged" if before is not None and before[0] == version else "patched"
+            return Applied("created", result)
+        return Applied("unchanged" if before is not None and before[0] == version
+                       else "patched", result)
 
     async def _apply(self, key: tuple[str, str, str, str], obj: Mapping[str, Any],
                      force: bool) -> tuple[dict[str, Any], int]:

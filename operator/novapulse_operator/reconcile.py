@@ -232,6 +232,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
     ready = False
     refused: str | None = None
     in_place: list[str] = list(prev.get("teardownHolds") or [])
+    deployment: dict[str, Any] | None = None
     if not errors:
         kind, name = "Secret", manifests.generated_dashboard_secret_name(owner)
         try:
@@ -243,14 +244,18 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                                             operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]
                 try:
-                    action = await client.apply(child, only_if_changed=not drift_check)
+                    applied = await client.apply(child, only_if_changed=not drift_check)
                 except KubeError as exc:
                     if not holds.refused_while_deleted(exc):
                         raise
                     continue  # deleted on purpose and let go (holds.py): made anew once gone
-                if action != "unchanged":
-                    metrics.CHILDREN_WRITES.labels(child["kind"], action).inc()
-            deployment = await client.get("apps/v1", "Deployment", owner.namespace, owner.name)
+                if applied.action != "unchanged":
+                    metrics.CHILDREN_WRITES.labels(child["kind"], applied.action).inc()
+                if kind == "Deployment":
+                    deployment = applied.obj  # its status as the server answered
+            if deployment is None:  # not sent (unchanged) or refused: read it
+                deployment = await client.get("apps/v1", "Deployment", owner.namespace,
+                                              owner.name)
             ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0) >= 1
             in_place = await _hold(client, owner, emit, holds_of(owner, spec, deployment,
                                                                   dashboard_secret), prev)

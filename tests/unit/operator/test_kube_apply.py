@@ -79,10 +79,12 @@ async def server() -> AsyncIterator[tuple[FakeServer, KubeClient]]:
 async def test_created_then_unchanged_then_patched(server: tuple[FakeServer, KubeClient],
                                                   ) -> None:
     fake, client = server
-    assert await client.apply(CHILD) == "created"
-    assert await client.apply(CHILD) == "unchanged"
+    created = await client.apply(CHILD)
+    assert created.action == "created" and created.obj is not None
+    assert created.obj["data"] == {"k": "v"}  # the object as the server answered
+    assert (await client.apply(CHILD)).action == "unchanged"
     fake.owner = FIELD_MANAGER  # e.g. the operator's own merge patch: taken over
-    assert await client.apply(CHILD) == "patched"
+    assert (await client.apply(CHILD)).action == "patched"
     assert fake.calls[-2:] == [(FIELD_MANAGER, "false", "PATCH"),
                                (FIELD_MANAGER, "true", "PATCH")]
 
@@ -104,7 +106,8 @@ async def test_a_periodic_apply_of_an_unchanged_child_sends_nothing(
         server: tuple[FakeServer, KubeClient]) -> None:
     fake, client = server
     await client.apply(CHILD)
-    assert await client.apply(CHILD, only_if_changed=True) == "unchanged"
+    skipped = await client.apply(CHILD, only_if_changed=True)
+    assert (skipped.action, skipped.obj) == ("unchanged", None)
     assert len(fake.calls) == 1  # no request: this state was applied already
     changed = {**CHILD, "data": {"k": "w"}}
     await client.apply(changed, only_if_changed=True)
