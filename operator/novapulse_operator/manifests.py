@@ -288,6 +288,10 @@ def service(owner: Owner) -> Manifest:
         "spec": {
             "type": "ClusterIP",
             "selector": selector(owner),
+            # The operator reads, pauses and closes through the Service also while the pod
+            # is not Ready (its database down, its loop stuck): it must see what the bot
+            # says (503, db_ok false), not a Service without endpoints. One pod at most.
+            "publishNotReadyAddresses": True,
             "ports": [{"name": "http", "port": BOT_PORT, "targetPort": "http",
                        "protocol": "TCP"}],
         },

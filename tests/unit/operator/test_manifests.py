@@ -124,6 +124,8 @@ def test_service_pvc_service_account_network_policy() -> None:
     assert svc["ports"] == [{"name": "http", "port": 8090, "targetPort": "http",
                              "protocol": "TCP"}]
     assert svc["selector"] == children["Deployment"]["spec"]["selector"]["matchLabels"]
+    # The operator reaches a bot whose pod is not Ready (database down, loop stuck) too.
+    assert svc["publishNotReadyAddresses"] is True
     pvc = children["PersistentVolumeClaim"]
     assert pvc["metadata"]["name"] == "bot1-data"
     assert pvc["spec"]["resources"]["requests"]["storage"] == "20Gi"
