@@ -287,8 +287,7 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
                     state.last_drift[uid] = now
                 new.update(await recheck(snapshot, emit, drift_check=drift))
             snapshot["status"] = new
-            result = await autopilot.tick(snapshot, state.kube(), emit, view,
-                                          polled_at if view is not None else datetime.now(UTC))
+            result = await autopilot.tick(snapshot, state.kube(), emit, view, polled_at)
             new.update(result.status)
             readiness_moved = result.pods_ready is not None and (
                 result.pods_ready != (new.get("phase") == "Running")

@@ -61,17 +61,14 @@ def needs_namespace_check(obj: Mapping[str, Any] | None, finalizer: str) -> bool
     return held(obj, finalizer) and bool(_meta(obj).get("deletionTimestamp"))
 
 
-def decide(obj: Mapping[str, Any] | None, finalizer: str, needed: bool,
+def decide(obj: Mapping[str, Any] | None, finalizer: str,
            namespace_terminating: bool = False) -> Decision:
-    """What to do with the hold on one child (`obj` as read; None: it does not exist).
-
-    `needed`: the teardown still needs this child. `namespace_terminating` matters only for a
-    held child being deleted (see `needs_namespace_check`)."""
+    """What to do with the hold on a child the teardown needs (`obj` as read; None: it does
+    not exist). `namespace_terminating` matters only for a held child being deleted (see
+    `needs_namespace_check`)."""
     if obj is None:
         return None
     is_held = held(obj, finalizer)
-    if not needed:
-        return "release" if is_held else None
     if _meta(obj).get("deletionTimestamp"):
         # A namespace deletion: kept until the teardown is done. Anything else is someone
         # deleting the child on purpose: let it go. (A finalizer cannot be added to an
@@ -104,7 +101,7 @@ async def keep(client: KubeClient, namespace: str, bot_name: str,
         key = (ref.api_version, ref.kind, namespace, ref.name)
         if needs_namespace_check(obj, finalizer) and terminating is None:
             terminating = await namespace_terminating(client, namespace)
-        decision = decide(obj, finalizer, True, bool(terminating))
+        decision = decide(obj, finalizer, bool(terminating))
         if decision is not None:
             await client.set_finalizer(key, obj, finalizer, decision == "add")
         if decision == "add" or (decision is None and held(obj, finalizer)):

@@ -240,24 +240,21 @@ class KubeClient:
             raise _error(exc) from None
         return (data if isinstance(data, dict) else {}), int(status)
 
-    async def get(self, api_version: str, kind: str, namespace: str, name: str,
-                  ) -> dict[str, Any] | None:
+    async def _get(self, path: str) -> dict[str, Any] | None:
         try:
-            found, _ = await self._call("GET", object_path(api_version, kind, namespace, name))
+            found, _ = await self._call("GET", path)
         except KubeError as exc:
             if exc.status == 404:
                 return None
             raise
         return found
 
+    async def get(self, api_version: str, kind: str, namespace: str, name: str,
+                  ) -> dict[str, Any] | None:
+        return await self._get(object_path(api_version, kind, namespace, name))
+
     async def get_namespace(self, name: str) -> dict[str, Any] | None:
-        try:
-            found, _ = await self._call("GET", f"/api/v1/namespaces/{name}")
-        except KubeError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return found
+        return await self._get(f"/api/v1/namespaces/{name}")
 
     async def create(self, obj: Mapping[str, Any]) -> dict[str, Any]:
         meta = obj["metadata"]
@@ -266,17 +263,16 @@ class KubeClient:
                                       query=[("fieldManager", FIELD_MANAGER)])
         return created
 
-    async def create_if_absent(self, obj: Mapping[str, Any]) -> bool:
+    async def create_if_absent(self, obj: Mapping[str, Any]) -> dict[str, Any] | None:
         """Create `obj` unless an object of its name exists (then leave it as it is): for
         what is generated once and never rewritten, e.g. a generated password's Secret.
-        True when it was created."""
+        The object created, or None when one existed."""
         try:
-            await self.create(obj)
+            return await self.create(obj)
         except KubeError as exc:
             if exc.status == 409:
-                return False
+                return None
             raise
-        return True
 
     async def patch(self, api_version: str, kind: str, namespace: str, name: str,
                     patch: Mapping[str, Any]) -> dict[str, Any]:

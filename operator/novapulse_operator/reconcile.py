@@ -80,11 +80,8 @@ async def ensure_generated_dashboard_secret(client: KubeClient, owner: Owner, em
         pod_secret["metadata"]["finalizers"] = [holds.finalizer_of(owner.name)]
         # Created once, never applied: nothing may replace a generated password.
         await client.create_if_absent(login)
-        try:
-            created = await client.create(pod_secret)
-        except KubeError as exc:
-            if exc.status != 409:
-                raise
+        created = await client.create_if_absent(pod_secret)
+        if created is None:  # created meanwhile by someone else: use theirs
             return await client.get("v1", "Secret", owner.namespace, name)
         emit("Normal", "DashboardSecretGenerated", generated.how_to_read(owner))
         return created
@@ -209,8 +206,6 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
 
     exchange, dashboard_secret = await _read_secrets(client, owner, spec)
     dashboard = None if dashboard_secret is None else secret_values(dashboard_secret)
-    if dashboard is not None and on_dashboard is not None:
-        on_dashboard(dashboard)
     db = await _database(client, owner, spec)
     credit = (prev.get("canary") or {}).get("creditedSeconds")
     gate = livegate.evaluate(spec, exchange, dashboard, running_mode=running,
@@ -238,8 +233,7 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
         try:
             if spec.dashboard_secret is None:
                 dashboard_secret = await ensure_generated_dashboard_secret(client, owner, emit)
-                if dashboard_secret is not None and on_dashboard is not None:
-                    on_dashboard(secret_values(dashboard_secret))
+                dashboard = None if dashboard_secret is None else secret_values(dashboard_secret)
             for child in manifests.children(owner, spec, rendered, effective, remedies,
                                             operator, db.egress):
                 kind, name = child["kind"], child["metadata"]["name"]
@@ -271,6 +265,8 @@ async def reconcile(body: Mapping[str, Any], client: KubeClient, emit: Emit,
                             f"operator recreate it)")
             metrics.CHILDREN_WRITES.labels(kind, "refused").inc()
 
+    if dashboard is not None and on_dashboard is not None:
+        on_dashboard(dashboard)
     observation = status.Observation(
         generation=generation,
         requested=spec.mode,

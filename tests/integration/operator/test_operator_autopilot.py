@@ -11,7 +11,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from novapulse_operator import metrics
 from novapulse_operator.handlers import OperatorConfig
+from support.envtest import free_port
+from support.local_http import serving
 
 from .conftest import FAST, Cluster, eventually, operator
 
@@ -82,18 +85,12 @@ async def fake_bot() -> AsyncIterator[FakeBot]:
     app.router.add_get("/api/v1/health", bot._health)
     app.router.add_post("/api/v1/control/pause", bot._pause)
     app.router.add_post("/api/v1/control/resume", bot._resume)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    bot.url = f"http://127.0.0.1:{port}"
-    try:
-        yield bot
-    finally:
-        if bot.hold_pause is not None:
-            bot.hold_pause.set()
-        await runner.cleanup()
+    async with serving(app) as bot.url:
+        try:
+            yield bot
+        finally:
+            if bot.hold_pause is not None:
+                bot.hold_pause.set()
 
 
 def _cond(tb: dict[str, Any] | None, type_: str) -> dict[str, Any]:
@@ -202,3 +199,35 @@ async def _history_has(cluster: Cluster, action: str) -> dict[str, Any] | None:
 
 
 _ = OperatorConfig  # the config type PILOT is
+
+
+async def test_a_new_bots_first_status_carries_the_autopilots_view_and_its_polls_add_nothing(
+        cluster: Cluster) -> None:
+    """One status write for a new bot: the first reconcile's status already holds the
+    auto-pilot's view (BotStarting: its pod has not been Ready), so the polls that find it
+    not answering yet write nothing more."""
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens: refused at once
+    async with operator(PILOT):
+        await cluster.create_bot("bot1", {"mode": "paper"}, {"novapulse.io/bot-endpoint": closed})
+
+        async def first_status() -> dict[str, Any] | None:
+            tb = await cluster.bot("bot1")
+            return tb if ((tb or {}).get("status") or {}).get("phase") else None
+
+        tb = await eventually(first_status, within=20, what="the first status")
+        assert _cond(tb, "FeedHealthy")["reason"] == "BotStarting"
+        assert _cond(tb, "TradingActive")["reason"] == "BotStarting"
+        version = tb["metadata"]["resourceVersion"]
+        polls = _unreachable_polls()
+
+        async def polled_five_times() -> bool:
+            return _unreachable_polls() >= polls + 5
+
+        await eventually(polled_five_times, within=20,
+                         what="five polls of the bot that does not answer")
+        tb = await cluster.bot("bot1")
+        assert tb is not None and tb["metadata"]["resourceVersion"] == version
+
+
+def _unreachable_polls() -> float:
+    return float(metrics.BOT_POLLS.labels("unreachable")._value.get())

@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from support.local_http import serving
+
 from .conftest import FAST, Cluster, eventually, operator
 
 # The bot is this test's local server, named by the endpoint annotation: only honoured with
@@ -61,15 +63,8 @@ class FakeBot:
 @pytest.fixture()
 async def fake_bot() -> AsyncIterator[tuple[FakeBot, str]]:
     bot = FakeBot()
-    runner = web.AppRunner(bot.app())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        yield bot, f"http://127.0.0.1:{port}"
-    finally:
-        await runner.cleanup()
+    async with serving(bot.app()) as url:
+        yield bot, url
 
 
 def condition(bot: dict[str, Any] | None, type_: str) -> dict[str, Any]:

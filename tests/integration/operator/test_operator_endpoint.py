@@ -11,6 +11,7 @@ import pytest
 from aiohttp import web
 
 from novapulse_operator import metrics
+from support.local_http import serving
 
 from .conftest import FAST, Cluster, eventually, operator
 
@@ -28,14 +29,8 @@ async def listener() -> AsyncIterator[tuple[list[str], str]]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", anything)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield seen, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield seen, url
 
 
 def _polls() -> float:

@@ -14,6 +14,7 @@ from novapulse_operator import holds, manifests, rendering
 from novapulse_operator.kube import KubeClient, KubeError
 from novapulse_operator.manifests import Owner
 from novapulse_operator.spec import parse_spec
+from support.local_http import serving
 
 HOLD = holds.finalizer_of("bot1")
 OTHER = "kubernetes.io/pvc-protection"
@@ -26,21 +27,19 @@ def obj(finalizers: list[str] | None = None, deleting: bool = False) -> dict[str
     return {"metadata": meta}
 
 
-@pytest.mark.parametrize(("found", "needed", "namespace_ending", "expected"), [
-    (None, True, False, None),                                  # absent: nothing to hold
-    (obj(), True, False, "add"),                                # needed, not held yet
-    (obj([OTHER]), True, False, "add"),                         # others' finalizers kept
-    (obj([HOLD]), True, False, None),                           # held already
-    (obj([HOLD]), False, False, "release"),                     # e.g. a renamed Secret
-    (obj(), False, False, None),
-    (obj([HOLD], deleting=True), True, True, None),             # the namespace goes: kept
-    (obj([HOLD], deleting=True), True, False, "release"),       # deleted on purpose
-    (obj([], deleting=True), True, False, None),                # no finalizer on the way out
-    (obj([], deleting=True), True, True, None),
+@pytest.mark.parametrize(("found", "namespace_ending", "expected"), [
+    (None, False, None),                                  # absent: nothing to hold
+    (obj(), False, "add"),                                # not held yet
+    (obj([OTHER]), False, "add"),                         # others' finalizers kept
+    (obj([HOLD]), False, None),                           # held already
+    (obj([HOLD], deleting=True), True, None),             # the namespace goes: kept
+    (obj([HOLD], deleting=True), False, "release"),       # deleted on purpose
+    (obj([], deleting=True), False, None),                # no finalizer on the way out
+    (obj([], deleting=True), True, None),
 ])
-def test_decide(found: dict[str, Any] | None, needed: bool, namespace_ending: bool,
+def test_decide(found: dict[str, Any] | None, namespace_ending: bool,
                 expected: holds.Decision) -> None:
-    assert holds.decide(found, HOLD, needed, namespace_ending) == expected
+    assert holds.decide(found, HOLD, namespace_ending) == expected
 
 
 def test_only_a_held_child_being_deleted_asks_about_its_namespace() -> None:
@@ -116,17 +115,12 @@ async def server() -> AsyncIterator[tuple[FinalizerServer, KubeClient]]:
     app = web.Application()
     app.router.add_get("/api/v1/namespaces/ns/secrets/dash", fake.get)
     app.router.add_patch("/api/v1/namespaces/ns/secrets/dash", fake.patch)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    client = KubeClient(kopf.ConnectionInfo(
-        server=f"http://127.0.0.1:{runner.addresses[0][1]}", scheme="Bearer", token="t"))
-    try:
-        yield fake, client
-    finally:
-        await client.close()
-        await runner.cleanup()
+    async with serving(app) as url:
+        client = KubeClient(kopf.ConnectionInfo(server=url, scheme="Bearer", token="t"))
+        try:
+            yield fake, client
+        finally:
+            await client.close()
 
 
 KEY = ("v1", "Secret", "ns", "dash")

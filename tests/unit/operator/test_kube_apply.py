@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from novapulse_operator.kube import APPLY_PATCH, FIELD_MANAGER, ApplyConflict, KubeClient
+from support.local_http import serving
 
 CHILD = {"apiVersion": "v1", "kind": "ConfigMap",
          "metadata": {"name": "c", "namespace": "ns"}, "data": {"k": "v"}}
@@ -63,17 +64,12 @@ async def server() -> AsyncIterator[tuple[FakeServer, KubeClient]]:
     app = web.Application()
     app.router.add_patch("/{tail:.*}", fake.handle)
     app.router.add_get("/api/v1/namespaces/ns/pods", fake.pods)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    client = KubeClient(kopf.ConnectionInfo(
-        server=f"http://127.0.0.1:{runner.addresses[0][1]}", scheme="Bearer", token="t"))
-    try:
-        yield fake, client
-    finally:
-        await client.close()
-        await runner.cleanup()
+    async with serving(app) as url:
+        client = KubeClient(kopf.ConnectionInfo(server=url, scheme="Bearer", token="t"))
+        try:
+            yield fake, client
+        finally:
+            await client.close()
 
 
 async def test_created_then_unchanged_then_patched(server: tuple[FakeServer, KubeClient],

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from novapulse_operator.kube import KubeClient, api_client, proxy_for
+from support.local_http import serving
 
 
 def _client_pair() -> tuple[bytes, bytes]:
@@ -59,14 +60,8 @@ async def server() -> AsyncIterator[tuple[list[str], str]]:
 
     app = web.Application()
     app.router.add_get("/{tail:.*}", handler)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield seen, f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield seen, url
 
 
 async def test_a_new_login_replaces_the_token(server: tuple[list[str], str]) -> None:
