@@ -102,6 +102,7 @@ class BotService:
             "pause_reason": pause.reason or None,
             "paused_by": str(pause.paused_by) if pause.paused_by else None,
             "ws_connected": bool(health and health.ws_connected),
+            "ws_down_s": None if health is None else round(health.down_for(now), 3),
             "feed": feed,
             "open_positions": len(engine.positions),
             "equity": engine.equity(),

@@ -108,6 +108,9 @@ class Decision:
     done: list[Action] = field(default_factory=list)  # status-only actions, already taken
     warnings: list[tuple[str, str]] = field(default_factory=list)  # (reason, message)
     reapply: bool = False  # the children change (memory, retention, lock clearing)
+    # The next moment a threshold of this round's episode is reached (a feed pause, restart
+    # or resume): a round then acts on time instead of at the poll after it.
+    wake_at: datetime | None = None
 
 
 def _restarts_in_hour(state: Mapping[str, Any], now: datetime) -> list[str]:
@@ -130,6 +133,16 @@ class _Planner:
         land on the clock, give or take the event loop: one landing a few milliseconds
         short of the threshold counts as reaching it, instead of costing a whole poll."""
         return self.seconds_since(text) + CLOCK_SLACK_SECONDS >= threshold
+
+    def wake_when(self, text: Any, threshold: float) -> None:
+        """Ask for a round the moment what began at `text` has lasted `threshold`."""
+        since = parse_ts(text)
+        if since is None:
+            return
+        when = since + timedelta(seconds=threshold)
+        if when > self.now + timedelta(seconds=CLOCK_SLACK_SECONDS):
+            current = self.decision.wake_at
+            self.decision.wake_at = when if current is None else min(current, when)
 
     def seconds_since(self, text: Any) -> float:
         since = parse_ts(text)
@@ -173,7 +186,9 @@ class _Planner:
         p = self.policy.feed
         if not view.ws_connected:
             feed.setdefault("episode", ts(self.now))
-            feed.setdefault("downSince", since_ts(self.now))
+            # From when the bot saw the feed go down, not from this poll: otherwise a
+            # threshold comes up to a poll late (the bot's own breaker counts the same way).
+            feed.setdefault("downSince", since_ts(view.feed_down_since or self.now))
             feed.pop("upSince", None)
             down = self.seconds_since(feed["downSince"])
             if (self.lasted(feed["downSince"], p.pause_after) and "operator" not in holders
@@ -191,6 +206,11 @@ class _Planner:
                 self.restart(pod, "FeedDownRestart",
                              f"market feed down for {down:.0f}s (restartAfter "
                              f"{p.restart_after}s): restarting pod {pod.name}")
+            if (not feed.get("paused") and "operator" not in holders
+                    and "circuit_breaker" not in holders):
+                self.wake_when(feed["downSince"], p.pause_after)
+            if feed.get("restarted") != feed["episode"] and pod is not None:
+                self.wake_when(feed["downSince"], p.restart_after)
         elif "episode" in feed or view.feed_breaker_paused:
             feed.pop("downSince", None)
             feed.setdefault("upSince", since_ts(self.now))
@@ -212,6 +232,8 @@ class _Planner:
                         f"{p.resume_after_healthy}s): {lifted} lifted{still}",
                         id=f"{RESUME}@{ts(self.now)}"))
                 feed = {}
+            else:
+                self.wake_when(feed["upSince"], p.resume_after_healthy)
         self.state["feed"] = feed
 
     # --- runbook 11: the live gate closed under a running canary/live bot ------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 FEED_HEALTHY = "FeedHealthy"
@@ -34,10 +35,22 @@ class BotView:
     healthy: bool  # GET /api/v1/health answered 200
     status: Mapping[str, Any] | None
     error: str = ""  # why the bot could not be read, when it could not
+    answered_at: datetime | None = None  # when its answer had arrived
 
     @property
     def reachable(self) -> bool:
         return self.status is not None
+
+    @property
+    def feed_down_since(self) -> datetime | None:
+        """When the bot saw its feed go down, by its own count (`ws_down_s`) back from its
+        answer: a threshold counts from there, not from the first poll that saw it. None
+        while connected, or from a bot that does not say."""
+        down = None if self.status is None else self.status.get("ws_down_s")
+        if (self.answered_at is None or isinstance(down, bool)
+                or not isinstance(down, int | float) or self.ws_connected):
+            return None
+        return self.answered_at - timedelta(seconds=max(0.0, float(down)))
 
     @property
     def ws_connected(self) -> bool | None:

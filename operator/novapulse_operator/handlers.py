@@ -6,7 +6,7 @@ import asyncio
 import copy
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +25,7 @@ from novapulse_operator import (
 )
 from novapulse_operator.account_book import AccountBook, index_entries
 from novapulse_operator.kube import KubeClient
-from novapulse_operator.spec import GROUP, PLURAL, VERSION
+from novapulse_operator.spec import API_VERSION, GROUP, PLURAL, VERSION
 
 FINALIZER = "novapulse.io/finalizer"
 ANNOTATION_PREFIX = "novapulse.io"
@@ -99,6 +99,20 @@ class _State:
         if self.client is not None:
             await self.client.close()
             self.client = None
+
+
+@dataclass(frozen=True)
+class _Round:
+    status: dict[str, Any]  # the status a resync found
+    wake_at: datetime | None  # a threshold asks for a round then
+    polled_at: datetime
+
+
+def _diff_into(out: MutableMapping[str, Any], current: Mapping[str, Any],
+               new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if current.get(key) != value:
+            out[key] = status.merge_diff(current.get(key), value)
 
 
 def _emitter(body: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter[Any],
@@ -241,8 +255,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
 
     # sharp: every interval on the clock, not an interval after the previous run ended (a
     # 1 s poll would otherwise look every 1.2–1.3 s, and feed thresholds are seconds).
-    @kopf.timer(*RESOURCE, interval=min(cfg.bot_poll_seconds, cfg.resync_seconds),
-                initial_delay=min(cfg.bot_poll_seconds, cfg.resync_seconds), idle=None,
+    timer_interval = min(cfg.bot_poll_seconds, cfg.resync_seconds)
+
+    @kopf.timer(*RESOURCE, interval=timer_interval, initial_delay=timer_interval, idle=None,
                 sharp=True, registry=registry)
     async def resync(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,
                      **kwargs: Any) -> None:
@@ -267,19 +282,49 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
         # applies only what changed — a thousand starting bots re-applying every child each
         # 30 s kept the API server busy with no-op applies.
         drift = now - state.last_drift.get(uid, 0.0) >= cfg.resync_seconds * SETTLED_FACTOR
-        running = body.status.get("effectiveMode") is not None
         emit = _emitter(body, logger)
         check_endpoint(body, emit)
+        state.accounts.observe(kwargs[ACCOUNTS_INDEX])
+        found = await pilot_round(body, emit, due=due, drift=drift, now=now)
+        if found is None:
+            return
+        _diff_into(patch.status, body.status, found.status)
+        if found.wake_at is None or (found.wake_at - found.polled_at).total_seconds() >= (
+                timer_interval):
+            return
+        # A feed threshold is reached before the next poll: what this round found is
+        # written now, and a round at that very moment acts on time (a pause up to a whole
+        # poll late otherwise). kopf's body is live: the round sees the TradingBot as it is
+        # then, deleted or changed meanwhile included.
+        if patch.status:
+            await state.kube().patch_status(
+                API_VERSION, PLURAL, str(body.metadata.namespace), str(body.metadata.name),
+                {"status": dict(patch.status)})
+            del patch["status"]
+        await asyncio.sleep(max(0.0, (found.wake_at - datetime.now(UTC)).total_seconds()))
+        if body.metadata.deletion_timestamp:
+            return
+        found = await pilot_round(body, emit, due=False, drift=False, now=time.monotonic())
+        if found is not None:
+            _diff_into(patch.status, body.status, found.status)
+
+    async def pilot_round(body: Mapping[str, Any], emit: reconcile.Emit, *, due: bool,
+                          drift: bool, now: float) -> _Round | None:
+        """Poll the bot, then under its lock a reconcile when due and the auto-pilot's
+        round. None: nothing to write — the bot is being deleted (nothing may hold a child
+        the teardown let go of), or its spec changed meanwhile (the newer reconcile writes
+        the status)."""
+        uid = str(body["metadata"].get("uid"))
+        running = (body.get("status") or {}).get("effectiveMode") is not None
         # The poll only reads the body (kopf swaps in a new one per event, never edits it).
         # Its time is the observation's, on the timer's clock: waiting for the answer and
         # the lock below must not shift when a feed threshold counts from.
         polled_at = datetime.now(UTC)
         view = await autopilot.poll(body, state.kube()) if running else None
-        state.accounts.observe(kwargs[ACCOUNTS_INDEX])
         async with state.lock(uid):
             snapshot = copy.deepcopy(dict(body))  # what the lock's previous holder wrote
             if snapshot["metadata"].get("deletionTimestamp"):
-                return  # deleted meanwhile: nothing may hold a child the teardown let go
+                return None
             new: dict[str, Any] = dict(snapshot.get("status") or {})
             if due:
                 state.last_resync[uid] = now
@@ -295,12 +340,9 @@ def register(registry: kopf.OperatorRegistry, cfg: OperatorConfig,
             if result.reapply or (readiness_moved and not due):
                 snapshot["status"] = new
                 new.update(await recheck(snapshot, emit, drift_check=False))
-        if body.metadata.get("generation") != snapshot["metadata"].get("generation"):
-            return  # the spec changed meanwhile: the newer reconcile writes the status
-        current = dict(body.status)
-        for key, value in new.items():
-            if current.get(key) != value:
-                patch.status[key] = status.merge_diff(current.get(key), value)
+        if body["metadata"].get("generation") != snapshot["metadata"].get("generation"):
+            return None
+        return _Round(new, result.wake_at, polled_at)
 
     @kopf.on.delete(*RESOURCE, registry=registry)
     async def delete(body: kopf.Body, patch: kopf.Patch, logger: kopf.Logger,

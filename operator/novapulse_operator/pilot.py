@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -56,6 +56,7 @@ class TickResult:
     status: dict[str, Any]  # keys of .status to write (bot, remediation, conditions)
     reapply: bool = False  # the children must change now (memory, retention, lock)
     pods_ready: bool | None = None  # a bot pod reports Ready (None: no pod seen)
+    wake_at: datetime | None = None  # a feed threshold is reached then: look again at once
 
 
 @dataclass
@@ -128,7 +129,8 @@ class Pilot:
             if status_ is None and "HTTP 401" in error:
                 self.forget(str(body["metadata"].get("uid")))  # the key changed: read again
         metrics.BOT_POLLS.labels("ok" if status_ is not None else "unreachable").inc()
-        return botview.BotView(healthy=healthy, status=status_, error=error)
+        return botview.BotView(healthy=healthy, status=status_, error=error,
+                               answered_at=datetime.now(UTC))
 
     async def pods(self, client: KubeClient, namespace: str, name: str,
                    ) -> list[podview.PodView]:
@@ -215,7 +217,8 @@ class Pilot:
         if bot is not None:
             out["bot"] = bot
         ready = None if pod is None else pod.ready
-        return TickResult(status=out, reapply=decision.reapply, pods_ready=ready)
+        return TickResult(status=out, reapply=decision.reapply, pods_ready=ready,
+                          wake_at=decision.wake_at)
 
     def _canary_progress(self, uid: str, prev: Mapping[str, Any], running: bool,
                          view: botview.BotView | None,

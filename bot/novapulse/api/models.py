@@ -88,6 +88,10 @@ class Status(_Model):
     pause_reason: str | None
     paused_by: PausedByName | None
     ws_connected: bool
+    ws_down_s: float | None = Field(
+        None, description="Seconds the market feed has been down (0 while connected; since "
+        "start while it never connected): what the circuit breaker and the operator's "
+        "spec.remediation.feed thresholds count. null without a feed")
     feed: dict[str, float | None] = Field(description="Seconds since the last data, per pair")
     open_positions: int
     equity: float | None

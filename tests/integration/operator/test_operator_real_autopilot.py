@@ -10,17 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from novapulse.emulators.kraken_rest import KrakenRestEmulator
 from novapulse.market.candle_files import load_candles
 from novapulse.market.replay_server import ReplayServer
+from support.local_http import serving
 
 from .conftest import Cluster, bot_path, eventually, operator
 from .faults_support import (
@@ -192,6 +197,95 @@ async def test_the_feed_breakers_pause_is_lifted_by_the_operator_once_the_feed_i
                 remediation_of(tb)["history"][-1]["message"]
     finally:
         await stop_bot(bot)
+
+
+# --- runbook 2: a threshold between two polls ----------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def relay(target: str, polls: list[float]) -> AsyncIterator[str]:
+    """An HTTP relay in front of the real bot that notes when the operator polls it (each
+    GET /api/v1/health): the test can then lose the feed right after a poll."""
+    async with aiohttp.ClientSession() as session:
+        async def forward(request: web.Request) -> web.Response:
+            if request.method == "GET" and request.path == "/api/v1/health":
+                polls.append(time.monotonic())
+            headers = {k: v for k, v in request.headers.items()
+                       if k.lower() in ("x-api-key", "x-paused-by", "content-type")}
+            async with session.request(request.method, target + request.path_qs,
+                                       headers=headers, data=await request.read()) as resp:
+                return web.Response(status=resp.status, body=await resp.read(),
+                                    content_type=resp.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        async with serving(app) as url:
+            yield url
+
+
+async def test_a_feed_threshold_between_two_polls_is_acted_on_at_its_moment(
+        real: Cluster, replay: ReplayServer, pg_dsn: str, tmp_path: Path) -> None:
+    """Polls 5 s apart, pauseAfter 5 s, the feed lost just after a poll: the bot notices about
+    a second later, the next poll (~4 s after that) is short of the threshold and the one
+    after it ~4 s past it. The pause comes 5 s after the bot saw its feed go down, by its
+    own count (`ws_down_s`), in a round of its own between the polls."""
+    cluster = real
+    poll = 5.0
+    polls: list[float] = []
+    launch = bot_launch("paper", replay.url, pg_dsn, tmp_path)
+    bot = await launch.start()
+    try:
+        await cluster.create_secret("bot-dash", DASHBOARD)
+        spec = {"mode": "paper", "pairs": ["ETH/BTC"],
+                "dashboard": {"secretRef": {"name": "bot-dash"}},
+                "remediation": {"feed": {"pauseAfter": f"{PAUSE_AFTER}s", "restartAfter": "1h",
+                                         "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+        async with relay(bot.url, polls) as via, \
+                operator(dataclasses.replace(PILOT, bot_poll_seconds=poll, resync_seconds=poll)):
+            await cluster.create_bot("edgebot", spec, {"novapulse.io/bot-endpoint": via})
+            await eventually(lambda: _mirrored(cluster, "edgebot"), within=60,
+                             what="status.bot mirrored, FeedHealthy=True")
+            seen = len(polls)
+            await eventually(lambda: _true(len(polls) > seen), within=2 * poll,
+                             what="the operator's next poll")
+            silence_feed(replay)
+            lost_at = polls[-1]
+            down: list[float] = []
+
+            async def seen_down() -> bool:
+                status = await bot_status(bot)
+                if status["ws_connected"]:
+                    return False
+                down.append(time.time() - float(status["ws_down_s"]))
+                return True
+
+            await until(seen_down, 30, "the bot's feed down")
+            await until(lambda: holds_pause(bot, "operator"), PAUSE_AFTER + 2 * poll + SLACK,
+                        "the operator's pause")
+            status = await bot_status(bot)
+            paused = next(p["since"] for p in status["pauses"] if p["by"] == "operator")
+            assert PAUSE_AFTER - 0.2 <= paused - down[0] <= PAUSE_AFTER + 2
+            # The regular polls came at the timer's pace; the pause was not one of them.
+            regular = [t - lost_at for t in polls if t > lost_at]
+            assert any(poll - 1 <= t <= poll + 1 for t in regular), regular
+            tb = await eventually(lambda: cond_is(cluster, "edgebot", "FeedHealthy", "False"),
+                                  within=15, what="FeedHealthy=False")
+            tb = await eventually(lambda: history_count(cluster, "edgebot", "Pause", 1),
+                                  within=15, what="the pause in the history")
+            assert history_of(tb) == ["Pause:FeedDownPaused"]
+
+            restore_feed(replay)
+            await until(lambda: feed_is(bot, True), 30, "the bot's feed back")
+            await until(lambda: pause_released(bot), RESUME_AFTER + poll + SLACK,
+                        "the operator's resume")
+            tb = await eventually(lambda: history_count(cluster, "edgebot", "Resume", 1),
+                                  within=15, what="the resume in the history")
+            assert history_of(tb) == ["Pause:FeedDownPaused", "Resume:FeedHealthyResumed"]
+    finally:
+        await stop_bot(bot)
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 # --- runbook 11: canary → live ------------------------------------------------------------------

@@ -93,6 +93,68 @@ def test_a_poll_landing_a_few_milliseconds_short_of_a_threshold_counts_as_reachi
         [], ["Pause"], [], [], [], ["Resume"]]
 
 
+def reported_down(seconds: float, answered: float) -> BotView:
+    """A bot that says its feed has been down `seconds`, in an answer that came at
+    `answered` seconds past T0."""
+    return BotView(healthy=True, status={"ws_connected": False, "ws_down_s": seconds,
+                                         "paused": False, "pauses": []},
+                   answered_at=T0 + timedelta(seconds=answered))
+
+
+def test_the_episode_counts_from_when_the_bot_saw_the_feed_go_down_not_from_the_poll() -> None:
+    """The bot has been down 4 s when the poll at 5 s sees it (its answer at 5.1 s): the
+    episode began at 1.1 s, so pauseAfter (10 s) is reached at 11.1 s, not at 15 s."""
+    state: dict[str, Any] = {}
+    first = decide(POLICY, obs(5, reported_down(4, 5.1)), state)
+    assert kinds(first) == []
+    assert autopilot.parse_ts(first.state["feed"]["downSince"]) == T0 + timedelta(seconds=1.1)
+    later = decide(POLICY, obs(11.1, reported_down(10, 11.15)), first.state)
+    assert kinds(later) == ["Pause"]
+    # A bot that says nothing of it (an older version): from the poll, as before.
+    assert autopilot.parse_ts(decide(POLICY, obs(5, bot(ws=False)), {}).state["feed"][
+        "downSince"]) == T0 + timedelta(seconds=5)
+
+
+def test_an_operator_started_mid_outage_acts_on_how_long_the_bot_says_it_lasted() -> None:
+    """Down for 40 s by the bot's count when the operator first looks: past pauseAfter and
+    restartAfter both, so it pauses and restarts at once (once)."""
+    decision = decide(POLICY, obs(0, reported_down(40, 0.05)), {})
+    assert kinds(decision) == ["Pause", "RestartPod"]
+    assert decision.wake_at is None
+
+
+@pytest.mark.parametrize(("steps", "wake"), [
+    # First seen down: the next moment is pauseAfter from when the bot saw it.
+    ([(5, reported_down(4, 5.1))], 11.1),
+    # Paused by the operator: restartAfter is next.
+    ([(5, reported_down(4, 5.1)), (11.1, bot(False, ("operator",)))], 31.1),
+    # The bot's own breaker paused: no pause of ours to wait for, restartAfter is next.
+    ([(5, BotView(True, {"ws_connected": False, "ws_down_s": 4, "paused": True,
+                         "pauses": [{"by": "circuit_breaker", "reason": "WebSocket "
+                                     "disconnected for 4s", "since": 0}]},
+                  answered_at=T0 + timedelta(seconds=5.1)))], 31.1),
+    # Restarted too: then only the feed's return is awaited, which no clock can foresee.
+    ([(5, reported_down(4, 5.1)), (11.1, bot(False, ("operator",))),
+      (31.1, bot(False, ("operator",)))], None),
+    # Healthy again: resumeAfterHealthy (5 s) from the poll that saw it.
+    ([(0, bot(ws=False)), (10, bot(ws=False)), (12, bot(True, ("operator",)))], 17),
+    # Resumed: the episode is over, nothing to wake for.
+    ([(0, bot(ws=False)), (10, bot(ws=False)), (12, bot(True, ("operator",))),
+      (17, bot(True, ("operator",)))], None),
+    # A healthy feed and no episode: nothing.
+    ([(0, bot())], None),
+])
+def test_a_round_asks_to_be_woken_when_the_next_feed_threshold_is_reached(
+        steps: list[tuple[float, BotView]], wake: float | None) -> None:
+    state: dict[str, Any] = {}
+    decision = None
+    for seconds, view in steps:
+        decision = decide(POLICY, obs(seconds, view), state)
+        state = decision.state
+    assert decision is not None
+    assert decision.wake_at == (None if wake is None else T0 + timedelta(seconds=wake))
+
+
 def test_a_whole_second_since_from_an_earlier_version_still_counts() -> None:
     state = {"feed": {"episode": "2026-01-01T12:00:00Z", "downSince": "2026-01-01T12:00:00Z"}}
     d = decide(POLICY, obs(10, bot(ws=False)), state)

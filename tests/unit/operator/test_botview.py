@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from novapulse_operator import botview, podview, rendering
@@ -113,3 +114,19 @@ def test_reduced_retention_is_runbook_6() -> None:
                              "dashboard.thought_feed_max": 100}).text
     assert "metrics_retention_hours: 24" in text
     assert "thought_feed_max: 50" in text  # never raised
+
+
+def test_the_feed_went_down_when_the_bot_says_back_from_its_answer() -> None:
+    answered = datetime(2026, 1, 1, 12, 0, 10, tzinfo=UTC)
+
+    def since(status: dict[str, Any] | None) -> datetime | None:
+        return BotView(True, status, answered_at=answered).feed_down_since
+
+    assert since({"ws_connected": False, "ws_down_s": 2.5}) == answered - timedelta(seconds=2.5)
+    assert since({"ws_connected": False, "ws_down_s": -1}) == answered  # never in the future
+    assert since({"ws_connected": True, "ws_down_s": 0}) is None
+    assert since({"ws_connected": False}) is None  # an older bot: the poll's time counts
+    assert since({"ws_connected": False, "ws_down_s": None}) is None  # no feed
+    assert since({"ws_connected": False, "ws_down_s": True}) is None
+    assert since(None) is None
+    assert BotView(True, {"ws_connected": False, "ws_down_s": 2}).feed_down_since is None
