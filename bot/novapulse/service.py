@@ -103,6 +103,7 @@ class BotService:
             "paused_by": str(pause.paused_by) if pause.paused_by else None,
             "ws_connected": bool(health and health.ws_connected),
             "ws_down_s": None if health is None else round(health.down_for(now), 3),
+            "ws_up_s": None if health is None else round(health.up_for(now), 3),
             "feed": feed,
             "open_positions": len(engine.positions),
             "equity": engine.equity(),

@@ -213,7 +213,7 @@ class _Planner:
                 self.wake_when(feed["downSince"], p.restart_after)
         elif "episode" in feed or view.feed_breaker_paused:
             feed.pop("downSince", None)
-            feed.setdefault("upSince", since_ts(self.now))
+            feed.setdefault("upSince", since_ts(view.feed_up_since or self.now))
             up = self.seconds_since(feed["upSince"])
             if self.lasted(feed["upSince"], p.resume_after_healthy):
                 ours = bool(feed.get("paused")) and "operator" in holders

@@ -46,11 +46,19 @@ class BotView:
         """When the bot saw its feed go down, by its own count (`ws_down_s`) back from its
         answer: a threshold counts from there, not from the first poll that saw it. None
         while connected, or from a bot that does not say."""
-        down = None if self.status is None else self.status.get("ws_down_s")
-        if (self.answered_at is None or isinstance(down, bool)
-                or not isinstance(down, int | float) or self.ws_connected):
+        return None if self.ws_connected else self._since("ws_down_s")
+
+    @property
+    def feed_up_since(self) -> datetime | None:
+        """When the bot's feed connected, by its own count (`ws_up_s`); None while down."""
+        return self._since("ws_up_s") if self.ws_connected else None
+
+    def _since(self, key: str) -> datetime | None:
+        seconds = None if self.status is None else self.status.get(key)
+        if (self.answered_at is None or isinstance(seconds, bool)
+                or not isinstance(seconds, int | float)):
             return None
-        return self.answered_at - timedelta(seconds=max(0.0, float(down)))
+        return self.answered_at - timedelta(seconds=max(0.0, float(seconds)))
 
     @property
     def ws_connected(self) -> bool | None:

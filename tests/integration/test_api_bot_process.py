@@ -87,6 +87,7 @@ async def test_runbook_curl_commands_on_the_real_bot(
                                                                               "LTC/BTC"}
             assert status["mode"] == "paper" and status["db_ok"] is True
             assert status["ws_down_s"] == 0  # connected: down for no time
+            assert 0 < status["ws_up_s"] < status["uptime_s"]
             thoughts = (await get("/api/v1/thoughts", read)).json()["thoughts"]  # runbook 3
             assert isinstance(thoughts, list)
             gates = {g["gate"] for g in (await get("/api/v1/risk", read)).json()["gates"]}

@@ -92,6 +92,9 @@ class Status(_Model):
         None, description="Seconds the market feed has been down (0 while connected; since "
         "start while it never connected): what the circuit breaker and the operator's "
         "spec.remediation.feed thresholds count. null without a feed")
+    ws_up_s: float | None = Field(
+        None, description="Seconds the market feed has been connected (0 while down): what "
+        "the operator's spec.remediation.feed.resumeAfterHealthy counts. null without a feed")
     feed: dict[str, float | None] = Field(description="Seconds since the last data, per pair")
     open_positions: int
     equity: float | None

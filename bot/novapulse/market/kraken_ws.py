@@ -54,6 +54,11 @@ class FeedHealth:
         last = self.last_update.get(pair)
         return None if last is None else max(0.0, now - last)
 
+    def up_for(self, now: float) -> float:
+        if not self.ws_connected or self.connected_since is None:
+            return 0.0
+        return max(0.0, now - self.connected_since)
+
     def down_for(self, now: float) -> float:
         if self.ws_connected or self.disconnected_since is None:
             return 0.0

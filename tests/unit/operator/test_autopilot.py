@@ -115,6 +115,21 @@ def test_the_episode_counts_from_when_the_bot_saw_the_feed_go_down_not_from_the_
         "downSince"]) == T0 + timedelta(seconds=5)
 
 
+def test_healthy_again_counts_from_when_the_bot_reconnected() -> None:
+    """Paused at 11.1 s; the feed reconnected at 18 s by the bot's count, seen at 20 s:
+    resumeAfterHealthy (5 s) is reached at 23 s, which the round asks to be woken for."""
+    state = decide(POLICY, obs(5, reported_down(4, 5.1)), {}).state
+    paused = decide(POLICY, obs(11.1, reported_down(10, 11.15)), state)
+    assert kinds(paused) == ["Pause"]
+    state = paused.state
+    up = BotView(healthy=True, status={"ws_connected": True, "ws_up_s": 2, "paused": True,
+                                       "pauses": [{"by": "operator", "reason": "r"}]},
+                 answered_at=T0 + timedelta(seconds=20))
+    seen = decide(POLICY, obs(20, up), state)
+    assert kinds(seen) == [] and seen.wake_at == T0 + timedelta(seconds=23)
+    assert kinds(decide(POLICY, obs(23, up), seen.state)) == ["Resume"]
+
+
 def test_an_operator_started_mid_outage_acts_on_how_long_the_bot_says_it_lasted() -> None:
     """Down for 40 s by the bot's count when the operator first looks: past pauseAfter and
     restartAfter both, so it pauses and restarts at once (once)."""

@@ -130,3 +130,8 @@ def test_the_feed_went_down_when_the_bot_says_back_from_its_answer() -> None:
     assert since({"ws_connected": False, "ws_down_s": True}) is None
     assert since(None) is None
     assert BotView(True, {"ws_connected": False, "ws_down_s": 2}).feed_down_since is None
+    # Connected: how long, by the bot's count; nothing while down.
+    assert BotView(True, {"ws_connected": True, "ws_up_s": 4}, answered_at=answered
+                   ).feed_up_since == answered - timedelta(seconds=4)
+    assert BotView(True, {"ws_connected": False, "ws_up_s": 0}, answered_at=answered
+                   ).feed_up_since is None
