@@ -95,6 +95,7 @@ class BotService:
         now = time.time()
         feed = {pair: (health.data_age(pair, now) if health else None) for pair in runner.pairs}
         errors = engine.error_trades()  # held until a fill or an admin closes them
+        healthy, health_detail = self.health()
         return {
             "mode": engine.mode,
             "account_currency": engine.config.trading.account_currency,
@@ -124,6 +125,8 @@ class BotService:
             "version": __version__,
             "instance": runner.instance_name,
             "uptime_s": round(now - runner.state.started_at, 1),
+            "healthy": healthy,  # what /api/v1/health answers: a poller needs one request
+            "health_detail": health_detail,
         }
 
     def _exchange(self) -> dict[str, Any] | None:

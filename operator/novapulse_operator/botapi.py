@@ -16,7 +16,11 @@ DEFAULT_ENDPOINT_TEMPLATE = "http://{name}.{namespace}.svc:8090"
 
 
 class BotUnreachable(Exception):
-    """The bot did not answer (no pod, network) or answered with an error."""
+    """The bot did not answer (no pod, network) or answered with an error (`http_status`)."""
+
+    def __init__(self, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
 
 
 def endpoint_for(name: str, namespace: str, annotations: Mapping[str, str],
@@ -64,22 +68,35 @@ class BotClient:
                                    headers={**self._headers, **(headers or {})},
                                    timeout=self._timeout) as resp:
             if resp.status >= 400:
-                raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}")
+                raise BotUnreachable(f"{method} {path} answered HTTP {resp.status}",
+                                     resp.status)
             data = await resp.json(content_type=None)
             return data if isinstance(data, dict) else {}
 
     async def probe(self) -> tuple[bool, dict[str, Any] | None, str]:
-        """(health answered 200, /api/v1/status or None, what went wrong) in one round."""
-        healthy, error = True, ""
-        try:
-            await self._call("GET", "/api/v1/health")
-        except BotUnreachable as exc:
-            healthy, error = False, str(exc)
+        """(healthy, /api/v1/status or None, what went wrong) in one round: one request when
+        the status carries the bot's liveness verdict (`healthy`, what /api/v1/health would
+        answer), one more to /api/v1/health only when it does not (an older bot) or the
+        status came back with an HTTP error (its main loop stuck: the health probe, answered
+        off that loop, says why). Not reached at all: not healthy, no second try."""
+        status: dict[str, Any] | None = None
+        status_error = ""
         try:
             status = await self._call("GET", "/api/v1/status")
         except BotUnreachable as exc:
-            return healthy, None, error or str(exc)
-        return healthy, status, error
+            if exc.http_status is None:
+                return False, None, str(exc)  # no answer: the health probe gets none either
+            status_error = str(exc)
+        if status is not None and isinstance(status.get("healthy"), bool):
+            said = bool(status["healthy"])
+            why = "" if said else (f"GET /api/v1/status: not healthy "
+                                   f"({status.get('health_detail') or 'no detail'})")
+            return said, status, why
+        try:
+            await self._call("GET", "/api/v1/health")
+        except BotUnreachable as exc:
+            return False, status, str(exc)
+        return True, status, status_error
 
     async def resume_own(self) -> bool:
         """Lift the operator's own pause only (X-Paused-By: operator); never anyone else's.

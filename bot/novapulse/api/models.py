@@ -121,6 +121,10 @@ class Status(_Model):
     version: str
     instance: str
     uptime_s: float
+    healthy: bool | None = Field(
+        None, description="What GET /api/v1/health answers now (the main loop ticked "
+        "recently): one request tells a poller both")
+    health_detail: str = Field("", description="Why healthy is what it is")
 
 
 class ThoughtOut(_Model):

@@ -204,10 +204,10 @@ async def test_the_feed_breakers_pause_is_lifted_by_the_operator_once_the_feed_i
 @contextlib.asynccontextmanager
 async def relay(target: str, polls: list[float]) -> AsyncIterator[str]:
     """An HTTP relay in front of the real bot that notes when the operator polls it (each
-    GET /api/v1/health): the test can then lose the feed right after a poll."""
+    GET /api/v1/status): the test can then lose the feed right after a poll."""
     async with aiohttp.ClientSession() as session:
         async def forward(request: web.Request) -> web.Response:
-            if request.method == "GET" and request.path == "/api/v1/health":
+            if request.method == "GET" and request.path == "/api/v1/status":
                 polls.append(time.monotonic())
             headers = {k: v for k, v in request.headers.items()
                        if k.lower() in ("x-api-key", "x-paused-by", "content-type")}
