@@ -6,6 +6,7 @@ with its auto-pilot polling every bot (its defaults). Prints one JSON object; wi
 KUBEBUILDER_ASSETS one JSON line saying the bench was skipped and why (exit 0).
 
     python bench/operator_scale.py [--bots 1000] [--concurrency 32] [--idle-seconds 20]
+                                   [--answering-bots]
 
 1. The API server's write floor, measured in the same run, two ways:
    - as many small ConfigMaps as the operator will write children, created as fast as the
@@ -18,7 +19,8 @@ KUBEBUILDER_ASSETS one JSON line saying the bench was skipped and why (exit 0).
      alone, with no operator in between. Measured after the batch, the operator stopped
      (measured before it, its objects slowed the batch by a quarter).
 2. The batch: every TradingBot created through the API at once (each bot's API a closed
-   local port, as no kubelet runs it); a watch on Deployments
+   local port, as no kubelet runs it; with `--answering-bots`, one local server answering
+   for all of them as healthy paper bots); a watch on Deployments
    stamps when each bot's Deployment appeared (lag from its creation) and a final list
    checks that every child of every bot is there. Goal: the whole batch within 2× the
    floor, p99 lag under 30 s.
@@ -34,11 +36,13 @@ import contextlib
 import json
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import psutil
+from aiohttp import web
 
 from envtest_bench import (
     api_breakdown,
@@ -210,27 +214,60 @@ def cpu_seconds(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
+# What a healthy paper bot answers to GET /api/v1/status (--answering-bots).
+BOT_STATUS = {
+    "mode": "paper", "account_currency": "BTC", "paused": False, "pause_reason": None,
+    "paused_by": None, "ws_connected": True, "ws_down_s": 0.0, "ws_up_s": 600.0,
+    "feed": {"ETH/BTC": 0.4}, "open_positions": 0, "equity": 1.0, "daily_pnl": 0.0,
+    "bankroll": 1.0, "strategies_disabled": [], "error_trades": 0, "error_trade_list": [],
+    "pauses": [], "closing": [], "exchange": None, "db_ok": True, "analytics_ok": None,
+    "analytics_detail": "disabled", "ml_ok": None, "ml_detail": "disabled",
+    "version": "bench", "instance": "bench", "uptime_s": 600.0, "healthy": True,
+    "health_detail": "ok"}
+
+
+@contextlib.asynccontextmanager
+async def bots_endpoint(answering: bool) -> AsyncIterator[str]:
+    """Where every bot's API is. No kubelet runs the bots, so either a closed local port
+    (refused at once, as a Service without a ready pod is) or one local server answering
+    for all of them as a healthy paper bot — both without the machine's DNS answering for
+    a thousand cluster names."""
+    if not answering:
+        yield f"http://127.0.0.1:{free_port()}"
+        return
+
+    async def status(_: web.Request) -> web.Response:
+        return web.json_response(BOT_STATUS)
+
+    app = web.Application()
+    app.router.add_get("/api/v1/status", status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
 async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
-              idle_seconds: float, within: float) -> dict[str, Any]:
+              idle_seconds: float, within: float, answering: bool) -> dict[str, Any]:
     api = Api(plane, concurrency)
     try:
         floor_rate = await write_floor(api, bots * CHILD_WRITES_PER_BOT, concurrency)
         print(f"write floor: {floor_rate:.0f} creates/s", file=sys.stderr)
         await api.post("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                               "metadata": {"name": NS}})
-        async with operator_process(plane, workdir / "operator.log",
-                                    "--allow-bot-endpoint-annotation") as proc:
+        async with bots_endpoint(answering) as endpoint, operator_process(
+                plane, workdir / "operator.log", "--allow-bot-endpoint-annotation") as proc:
             process = psutil.Process(proc.pid)
             await asyncio.sleep(3)  # its start-up (imports, login, first list)
             rss_idle = process.memory_info().rss / 2**20
             names = [f"bot-{i:05d}" for i in range(bots)]
-            closed_port = free_port()
-            # No kubelet runs the bots: each one's API is a closed local port (refused at
-            # once, as a Service without a ready pod is), so the auto-pilot polls every bot
-            # without the machine's DNS answering for a thousand cluster names.
             bodies = [{"apiVersion": "novapulse.io/v1alpha1", "kind": "TradingBot",
                        "metadata": {"name": name, "namespace": NS, "annotations": {
-                           "novapulse.io/bot-endpoint": f"http://127.0.0.1:{closed_port}"}},
+                           "novapulse.io/bot-endpoint": endpoint}},
                        "spec": {"mode": "paper"}} for name in names]
             created: dict[str, float] = {}
             appeared: dict[str, float] = {}
@@ -277,6 +314,7 @@ async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
         "bench": "operator_scale",
         "api_server": "kube-apiserver (envtest), etcd without fsync",
         "tradingbots": bots,
+        "bots_answer": "as healthy paper bots" if answering else "no (a closed port)",
         "api_server_creates_per_s": round(floor_rate, 1),
         "write_floor_s": round(floor_seconds, 1),
         "creating_the_tradingbots_s": round(create_seconds, 1),
@@ -311,11 +349,15 @@ def main() -> None:
     parser.add_argument("--bots", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--idle-seconds", type=float, default=20.0)
+    parser.add_argument("--answering-bots", action="store_true",
+                        help="every bot's API answers as a healthy paper bot (one local "
+                        "server) instead of refusing the connection")
     parser.add_argument("--within", type=float, default=600.0,
                         help="give up waiting for the Deployments after this many seconds")
     args = parser.parse_args()
     run_on_control_plane("operator_scale", lambda plane, workdir: run(
-        plane, workdir, args.bots, args.concurrency, args.idle_seconds, args.within))
+        plane, workdir, args.bots, args.concurrency, args.idle_seconds, args.within,
+        args.answering_bots))
 
 if __name__ == "__main__":
     main()
