@@ -142,8 +142,10 @@ def mirror(view: BotView, now_text: str) -> dict[str, Any] | None:
 
 
 def significant(bot: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The mirror without its fast-moving numbers: a change here is written at once."""
-    return {k: v for k, v in (bot or {}).items() if k not in VOLATILE}
+    """The mirror without its fast-moving numbers: a change here is written at once. A
+    null field is left out: written as a merge patch, it is not stored, so the status read
+    back never has it (compared with it, every poll of every bot looked like a change)."""
+    return {k: v for k, v in (bot or {}).items() if k not in VOLATILE and v is not None}
 
 
 def _error_trades_message(trades: Sequence[Mapping[str, Any]], count: int) -> str:

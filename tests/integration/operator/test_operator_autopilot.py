@@ -231,3 +231,34 @@ async def test_a_new_bots_first_status_carries_the_autopilots_view_and_its_polls
 
 def _unreachable_polls() -> float:
     return float(metrics.BOT_POLLS.labels("unreachable")._value.get())
+
+
+async def test_an_answering_bot_that_says_the_same_is_not_written_again(
+        cluster: Cluster, fake_bot: FakeBot) -> None:
+    """Once its answer is mirrored, polls that hear the same (nulls included: pausedBy,
+    pauseReason) write nothing until the numbers are due (status_refresh_seconds) — every
+    poll of every bot had been written for a null the server does not store."""
+    async with operator(dataclasses.replace(PILOT, status_refresh_seconds=3600)):
+        await _create(cluster, fake_bot)
+
+        async def mirrored() -> dict[str, Any] | None:
+            tb = await cluster.bot("bot1")
+            bot = ((tb or {}).get("status") or {}).get("bot") or {}
+            return tb if bot.get("wsConnected") and _cond(tb, "FeedHealthy") else None
+
+        await eventually(mirrored, within=30, what="status.bot mirrored")
+        await eventually(lambda: _async(_ok_polls() > 0), within=10, what="a poll")
+        tb = await cluster.bot("bot1")
+        assert tb is not None and "pausedBy" not in tb["status"]["bot"]  # a null: not kept
+        version, polls = tb["metadata"]["resourceVersion"], _ok_polls()
+
+        async def polled_ten_times() -> bool:
+            return _ok_polls() >= polls + 10
+
+        await eventually(polled_ten_times, within=30, what="ten polls of the same answer")
+        tb = await cluster.bot("bot1")
+        assert tb is not None and tb["metadata"]["resourceVersion"] == version
+
+
+def _ok_polls() -> float:
+    return float(metrics.BOT_POLLS.labels("ok")._value.get())

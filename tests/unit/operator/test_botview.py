@@ -87,6 +87,10 @@ def test_only_significant_changes_count() -> None:
     a = botview.mirror(BotView(True, STATUS), "t1")
     b = botview.mirror(BotView(True, {**STATUS, "equity": 2.0, "feed": {"ETH/BTC": 99}}), "t2")
     assert botview.significant(a) == botview.significant(b)
+    # Read back from the server, a null field is gone: still the same.
+    stored = {k: v for k, v in (a or {}).items() if v is not None}
+    assert "pausedBy" in (a or {}) and "pausedBy" not in stored
+    assert botview.significant(a) == botview.significant(stored)
 
 
 def test_remedies_reach_the_pod() -> None:
