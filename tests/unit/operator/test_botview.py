@@ -88,9 +88,11 @@ def test_only_significant_changes_count() -> None:
     b = botview.mirror(BotView(True, {**STATUS, "equity": 2.0, "feed": {"ETH/BTC": 99}}), "t2")
     assert botview.significant(a) == botview.significant(b)
     # Read back from the server, a null field is gone: still the same.
-    stored = {k: v for k, v in (a or {}).items() if v is not None}
-    assert "pausedBy" in (a or {}) and "pausedBy" not in stored
-    assert botview.significant(a) == botview.significant(stored)
+    running = botview.mirror(BotView(True, {**STATUS, "paused": False, "paused_by": None,
+                                            "pause_reason": None, "pauses": []}), "t3")
+    stored = {k: v for k, v in (running or {}).items() if v is not None}
+    assert "pausedBy" in (running or {}) and "pausedBy" not in stored
+    assert botview.significant(running) == botview.significant(stored)
 
 
 def test_remedies_reach_the_pod() -> None:
