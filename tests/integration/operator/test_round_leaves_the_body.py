@@ -1,8 +1,8 @@
-"""A resync works on kopf's own body without copying it (a deep copy per bot and poll was a
-fifth of the operator's CPU with a thousand bots): the reconcile and the auto-pilot's round
-must leave the TradingBot they are given exactly as it was. One that edited a nested
-structure in place (a condition list, the remediation record) would also edit what kopf
-holds, and the status diff would then miss the change."""
+"""The reconcile and the auto-pilot's round leave the TradingBot they are given exactly as it
+was. One that edited a nested structure in place (a condition list, the remediation record)
+would edit what kopf holds wherever the body is not deep-copied first (the change handler and
+the resync copy it; the teardown and the tests do not), and the status diff would then miss
+the change."""
 
 from __future__ import annotations
 
