@@ -134,15 +134,16 @@ class _Planner:
         short of the threshold counts as reaching it, instead of costing a whole poll."""
         return self.seconds_since(text) + CLOCK_SLACK_SECONDS >= threshold
 
-    def wake_when(self, text: Any, threshold: float) -> None:
-        """Ask for a round the moment what began at `text` has lasted `threshold`."""
+    def reached(self, text: Any, threshold: float) -> bool:
+        """`lasted`, and when not yet, a round asked for the moment it will have."""
+        if self.lasted(text, threshold):
+            return True
         since = parse_ts(text)
-        if since is None:
-            return
-        when = since + timedelta(seconds=threshold)
-        if when > self.now + timedelta(seconds=CLOCK_SLACK_SECONDS):
+        if since is not None:
+            when = since + timedelta(seconds=threshold)
             current = self.decision.wake_at
             self.decision.wake_at = when if current is None else min(current, when)
+        return False
 
     def seconds_since(self, text: Any) -> float:
         since = parse_ts(text)
@@ -191,31 +192,26 @@ class _Planner:
             feed.setdefault("downSince", since_ts(view.feed_down_since or self.now))
             feed.pop("upSince", None)
             down = self.seconds_since(feed["downSince"])
-            if (self.lasted(feed["downSince"], p.pause_after) and "operator" not in holders
-                    and "circuit_breaker" not in holders and not feed.get("paused")):
+            if ("operator" not in holders and "circuit_breaker" not in holders
+                    and not feed.get("paused") and self.reached(feed["downSince"],
+                                                                p.pause_after)):
                 feed["paused"] = True
                 self.decision.actions.append(Action(
                     PAUSE, "FeedDownPaused",
                     f"market feed down for {down:.0f}s (pauseAfter {p.pause_after}s): "
                     "trading paused by the operator", id=f"{PAUSE}@{ts(self.now)}"))
             pod = self.obs.pod
-            if (self.lasted(feed["downSince"], p.restart_after)
-                    and feed.get("restarted") != feed["episode"]
-                    and pod is not None):
+            if (feed.get("restarted") != feed["episode"] and pod is not None
+                    and self.reached(feed["downSince"], p.restart_after)):
                 feed["restarted"] = feed["episode"]  # once per episode, even when refused
                 self.restart(pod, "FeedDownRestart",
                              f"market feed down for {down:.0f}s (restartAfter "
                              f"{p.restart_after}s): restarting pod {pod.name}")
-            if (not feed.get("paused") and "operator" not in holders
-                    and "circuit_breaker" not in holders):
-                self.wake_when(feed["downSince"], p.pause_after)
-            if feed.get("restarted") != feed["episode"] and pod is not None:
-                self.wake_when(feed["downSince"], p.restart_after)
         elif "episode" in feed or view.feed_breaker_paused:
             feed.pop("downSince", None)
             feed.setdefault("upSince", since_ts(view.feed_up_since or self.now))
             up = self.seconds_since(feed["upSince"])
-            if self.lasted(feed["upSince"], p.resume_after_healthy):
+            if self.reached(feed["upSince"], p.resume_after_healthy):
                 ours = bool(feed.get("paused")) and "operator" in holders
                 breaker = view.feed_breaker_paused  # runbook 2's manual resume, automated
                 # The gate's pause shares the operator's slot: it outlives the feed episode.
@@ -232,8 +228,6 @@ class _Planner:
                         f"{p.resume_after_healthy}s): {lifted} lifted{still}",
                         id=f"{RESUME}@{ts(self.now)}"))
                 feed = {}
-            else:
-                self.wake_when(feed["upSince"], p.resume_after_healthy)
         self.state["feed"] = feed
 
     # --- runbook 11: the live gate closed under a running canary/live bot ------------------
