@@ -52,8 +52,10 @@ from envtest_bench import (
     run_on_control_plane,
 )
 from novapulse_operator import manifests, rendering
+from novapulse_operator.kube import APPLY_PATCH, object_path
 from novapulse_operator.spec import parse_spec
 from support.envtest import ControlPlane, free_port
+from support.local_http import serving
 
 NS = "bench"
 BOTS = f"/apis/novapulse.io/v1alpha1/namespaces/{NS}/tradingbots"
@@ -127,17 +129,6 @@ async def write_floor(api: Api, count: int, concurrency: int) -> float:
     return count / seconds
 
 
-KIND_PATHS = {
-    "ServiceAccount": "/api/v1/namespaces/{ns}/serviceaccounts/{name}",
-    "ConfigMap": "/api/v1/namespaces/{ns}/configmaps/{name}",
-    "PersistentVolumeClaim": "/api/v1/namespaces/{ns}/persistentvolumeclaims/{name}",
-    "Service": "/api/v1/namespaces/{ns}/services/{name}",
-    "Secret": "/api/v1/namespaces/{ns}/secrets/{name}",
-    "NetworkPolicy": "/apis/networking.k8s.io/v1/namespaces/{ns}/networkpolicies/{name}",
-    "Deployment": "/apis/apps/v1/namespaces/{ns}/deployments/{name}",
-}
-
-
 def paper_bot_children(name: str, namespace: str) -> list[dict[str, Any]]:
     """What the operator writes for one new paper bot, from its own manifests, without the
     owner reference (no TradingBot owns them here: the garbage collector would take them)."""
@@ -163,12 +154,12 @@ async def children_floor(api: Api, bots: int, concurrency: int) -> float:
     async def one_bot(index: int) -> None:
         async with gate:
             for child in paper_bot_children(f"bot-{index:05d}", "floor-children"):
-                path = KIND_PATHS[child["kind"]].format(ns="floor-children",
-                                                        name=child["metadata"]["name"])
+                path = object_path(child["apiVersion"], child["kind"], "floor-children",
+                                   child["metadata"]["name"])
                 async with api.http.patch(
                         path, data=json.dumps(child),
                         params={"fieldManager": "bench", "force": "true"},
-                        headers={"Content-Type": "application/apply-patch+yaml"}) as resp:
+                        headers={"Content-Type": APPLY_PATCH}) as resp:
                     if resp.status >= 300:
                         raise RuntimeError(f"apply {path}: {resp.status} {await resp.text()}")
 
@@ -244,14 +235,8 @@ async def bots_endpoint(answering: bool) -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_get("/api/v1/status", status)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(app) as url:
+        yield url
 
 
 async def run(plane: ControlPlane, workdir: Path, bots: int, concurrency: int,
