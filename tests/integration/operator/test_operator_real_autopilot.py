@@ -69,6 +69,14 @@ async def replay() -> AsyncIterator[ReplayServer]:
         yield server
 
 
+def feed_spec(pause_after: str, restart_after: str) -> dict[str, Any]:
+    """A paper bot on the test's dashboard Secret with these feed thresholds."""
+    return {"mode": "paper", "pairs": ["ETH/BTC"],
+            "dashboard": {"secretRef": {"name": "bot-dash"}},
+            "remediation": {"feed": {"pauseAfter": pause_after, "restartAfter": restart_after,
+                                     "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+
+
 async def _mirrored(cluster: Cluster, name: str) -> dict[str, Any] | None:
     """The TradingBot once the operator mirrors a connected feed."""
     tb = await cluster.bot(name)
@@ -86,11 +94,7 @@ async def test_feed_down_past_restart_after_restarts_the_pod_once_per_episode(
     bot = await launch.start()
     try:
         await cluster.create_secret("bot-dash", DASHBOARD)
-        spec = {"mode": "paper", "pairs": ["ETH/BTC"],
-                "dashboard": {"secretRef": {"name": "bot-dash"}},
-                "remediation": {"feed": {"pauseAfter": f"{PAUSE_AFTER}s",
-                                         "restartAfter": f"{RESTART_AFTER}s",
-                                         "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+        spec = feed_spec(f"{PAUSE_AFTER}s", f"{RESTART_AFTER}s")
         async with operator(PILOT):
             await cluster.create_bot("restartbot", spec, {"novapulse.io/bot-endpoint": bot.url})
             await eventually(lambda: _mirrored(cluster, "restartbot"), within=60,
@@ -170,10 +174,7 @@ async def test_the_feed_breakers_pause_is_lifted_by_the_operator_once_the_feed_i
     bot = await launch.start()
     try:
         await cluster.create_secret("bot-dash", DASHBOARD)
-        spec = {"mode": "paper", "pairs": ["ETH/BTC"],
-                "dashboard": {"secretRef": {"name": "bot-dash"}},
-                "remediation": {"feed": {"pauseAfter": "60s", "restartAfter": "1h",
-                                         "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+        spec = feed_spec("60s", "1h")
         async with operator(PILOT):
             await cluster.create_bot("breakerbot", spec, {"novapulse.io/bot-endpoint": bot.url})
             await eventually(lambda: _mirrored(cluster, "breakerbot"), within=60,
@@ -235,10 +236,7 @@ async def test_a_feed_threshold_between_two_polls_is_acted_on_at_its_moment(
     bot = await launch.start()
     try:
         await cluster.create_secret("bot-dash", DASHBOARD)
-        spec = {"mode": "paper", "pairs": ["ETH/BTC"],
-                "dashboard": {"secretRef": {"name": "bot-dash"}},
-                "remediation": {"feed": {"pauseAfter": f"{PAUSE_AFTER}s", "restartAfter": "1h",
-                                         "resumeAfterHealthy": f"{RESUME_AFTER}s"}}}
+        spec = feed_spec(f"{PAUSE_AFTER}s", "1h")
         async with relay(bot.url, polls) as via, \
                 operator(dataclasses.replace(PILOT, bot_poll_seconds=poll, resync_seconds=poll)):
             await cluster.create_bot("edgebot", spec, {"novapulse.io/bot-endpoint": via})
