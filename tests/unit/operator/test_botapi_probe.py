@@ -70,6 +70,27 @@ async def test_a_status_answered_with_an_error_asks_the_health_probe(
 
 
 async def test_a_bot_that_does_not_answer_is_not_asked_twice() -> None:
+    """The connection drops before any answer (as a dead pod's would): no health probe
+    after it, which would only wait for a second timeout."""
+    asked: list[str] = []
+
+    async def dropped(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        assert request.transport is not None
+        request.transport.close()
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_get("/api/v1/status", dropped)
+    app.router.add_get("/api/v1/health", dropped)
+    async with serving(app) as url:
+        healthy, status, why = await BotClient(url, "key", timeout=3).probe()
+    # aiohttp itself may try a dropped GET once more; the health probe is never asked.
+    assert (healthy, status) == (False, None) and set(asked) == {"/api/v1/status"}
+    assert why.startswith("GET /api/v1/status failed: ")
+
+
+async def test_a_closed_port_is_not_healthy() -> None:
     healthy, status, why = await BotClient(f"http://127.0.0.1:{free_port()}", "key",
                                            timeout=3).probe()
     assert (healthy, status) == (False, None)
