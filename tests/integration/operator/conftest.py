@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import inspect
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -134,13 +135,16 @@ class Cluster:
         return sorted(item["metadata"]["name"] for item in found.get("items", []))
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], within: float = 10.0,
+async def eventually(check: Callable[[], Awaitable[Any] | Any], within: float = 10.0,
                      what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy (and return it)."""
+    """Poll `check` (a coroutine function, or a plain one for what the test process itself
+    holds) until it returns something truthy (and return it)."""
     deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
-        last = await check()
+        last = check()
+        if inspect.isawaitable(last):
+            last = await last
         if last:
             return last
         await asyncio.sleep(0.05)

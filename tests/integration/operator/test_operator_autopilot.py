@@ -130,7 +130,7 @@ async def test_status_mirror_feed_pause_and_resume_but_never_a_manual_pause(
         fake_bot.ws_connected = False
         down = await eventually(lambda: _with(cluster, "FeedHealthy", "False"), within=15)
         assert down["status"]["bot"]["wsConnected"] is False
-        await eventually(lambda: _async(fake_bot.pauses.get("operator")), within=30,
+        await eventually(lambda: fake_bot.pauses.get("operator"), within=30,
                          what="the operator's pause")
         tb = await eventually(lambda: _with(cluster, "TradingActive", "False"), within=15)
         assert _cond(tb, "TradingActive")["reason"] == "PausedByOperator"
@@ -172,7 +172,7 @@ async def test_operator_killed_mid_action_neither_repeats_nor_loses_it(
 
         intent = await eventually(pending, within=30, what="the recorded intent")
         assert [a["action"] for a in intent] == ["Pause"]
-        await eventually(lambda: _async(fake_bot.pause_calls), within=10)
+        await eventually(lambda: fake_bot.pause_calls, within=10)
     # The operator is gone mid-call; a new one finishes the recorded action.
     fake_bot.hold_pause.set()
     async with operator(PILOT):
@@ -182,10 +182,6 @@ async def test_operator_killed_mid_action_neither_repeats_nor_loses_it(
         assert list(fake_bot.pauses) == ["operator"]  # one pause held, by the operator
         events = [e for e in await cluster.events() if e["reason"] == "FeedDownPaused"]
         assert len(events) == 1
-
-
-async def _async(value: Any) -> Any:
-    return value
 
 
 async def _with(cluster: Cluster, type_: str, value: str) -> dict[str, Any] | None:
@@ -247,7 +243,7 @@ async def test_an_answering_bot_that_says_the_same_is_not_written_again(
             return tb if bot.get("wsConnected") and _cond(tb, "FeedHealthy") else None
 
         await eventually(mirrored, within=30, what="status.bot mirrored")
-        await eventually(lambda: _async(_ok_polls() > 0), within=10, what="a poll")
+        await eventually(lambda: _ok_polls() > 0, within=10, what="a poll")
         tb = await cluster.bot("bot1")
         assert tb is not None and "pausedBy" not in tb["status"]["bot"]  # a null: not kept
         version, polls = tb["metadata"]["resourceVersion"], _ok_polls()

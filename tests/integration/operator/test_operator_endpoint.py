@@ -5,7 +5,7 @@ the annotation is ignored."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
@@ -48,7 +48,7 @@ async def test_annotation_is_ignored_without_the_flag(
         assert events[0]["type"] == "Warning"
         assert url not in events[0]["message"]
         # The auto-pilot polled the bot (at its Service, which does not exist here) ...
-        await eventually(_async(lambda: _polls() >= before + 2), 20, "two polls")
+        await eventually(lambda: _polls() >= before + 2, 20, "two polls")
         # ... and deletion paused it there too: the paper bot is unreachable, so it goes.
         await cluster.delete("/apis/novapulse.io/v1alpha1/namespaces/default/tradingbots/bot1")
         await eventually(lambda: _gone(cluster), 20, "the bot deleted")
@@ -61,15 +61,9 @@ async def test_with_the_flag_the_annotation_is_the_bot(
     seen, url = listener
     async with operator(dataclasses.replace(QUICK, allow_endpoint_annotation=True)):
         await cluster.create_bot("bot1", {"mode": "paper"}, {"novapulse.io/bot-endpoint": url})
-        await eventually(_async(lambda: any("/api/v1/status" in s for s in seen)), 20,
+        await eventually(lambda: any("/api/v1/status" in s for s in seen), 20,
                          "a poll at the annotation")
         assert not await cluster.events("BotEndpointIgnored")
-
-
-def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def run() -> bool:
-        return bool(check())
-    return run
 
 
 async def _gone(cluster: Cluster) -> bool:

@@ -243,7 +243,7 @@ async def test_a_feed_threshold_between_two_polls_is_acted_on_at_its_moment(
             await eventually(lambda: _mirrored(cluster, "edgebot"), within=60,
                              what="status.bot mirrored, FeedHealthy=True")
             seen = len(polls)
-            await eventually(lambda: _true(len(polls) > seen), within=2 * poll,
+            await eventually(lambda: len(polls) > seen, within=2 * poll,
                              what="the operator's next poll")
             silence_feed(replay)
             lost_at = polls[-1]
@@ -280,10 +280,6 @@ async def test_a_feed_threshold_between_two_polls_is_acted_on_at_its_moment(
             assert history_of(tb) == ["Pause:FeedDownPaused", "Resume:FeedHealthyResumed"]
     finally:
         await stop_bot(bot)
-
-
-async def _true(value: bool) -> bool:
-    return value
 
 
 # --- runbook 11: canary → live ------------------------------------------------------------------
